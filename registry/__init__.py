@@ -1,0 +1,1 @@
+"""Where models come from: the MLflow registry, artifact checks, loading, training, promotion."""

@@ -1,0 +1,81 @@
+"""Register a fitted estimator as a new model version: skops artifact, signature, digest, alias."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import mlflow.sklearn
+import pandas as pd
+import skops.io
+from mlflow.models import infer_signature
+
+from registry.client import Registry
+from registry.errors import AliasNotFound
+from registry.loader import record_digest
+from registry.model import fitted_on_names
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What registration produced."""
+
+    name: str
+    version: int
+    run_id: str
+    digest: str
+    alias_set: bool
+
+
+def publish(
+    registry: Registry,
+    estimator: Any,
+    *,
+    name: str,
+    experiment: str,
+    example: pd.DataFrame,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    alias: str | None,
+) -> Published:
+    """Log `estimator` in a run, register it under `name`, record its SHA-256, set `alias` if
+    that alias is not set yet, and return the new version."""
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    mlflow.set_registry_uri(registry.tracking_uri)
+    mlflow.set_experiment(experiment)
+    # skops refuses types it does not know; list exactly those this estimator holds.
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
+    output = estimator.predict(
+        example.head(5) if fitted_on_names(estimator) else example.head(5).values
+    )
+    signature = infer_signature(example, output)
+    with mlflow.start_run() as run, warnings.catch_warnings():
+        # MLflow predicts its input example as a frame; positional models warn about the names.
+        warnings.filterwarnings("ignore", message="X has feature names", category=UserWarning)
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        info = mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            signature=signature,
+            input_example=example.head(2),
+            serialization_format="skops",
+            skops_trusted_types=trusted,
+            registered_model_name=name,
+        )
+    version = int(info.registered_model_version)
+    digest = record_digest(registry, name, version)
+    alias_set = False
+    if alias:
+        try:
+            registry.alias_version(name, alias)
+        except AliasNotFound:
+            registry.set_alias(name, alias, version)
+            alias_set = True
+    logger.info("registered %s version %s (alias set: %s)", name, version, alias_set)
+    return Published(name, version, run.info.run_id, digest, alias_set)
