@@ -1,0 +1,1 @@
+"""The HTTP edge: FastAPI app, model serving, health and the error envelope."""

@@ -1,0 +1,1 @@
+"""Thin HTTP routes; the logic they call lives in plain functions of the gateway package."""

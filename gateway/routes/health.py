@@ -1,0 +1,40 @@
+"""`/healthz` (alive) and `/readyz` (models loaded; dependencies reported)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from gateway.deps import StateDep
+from gateway.health import dependency_report
+from gateway.routes.responses import json_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    """The process is alive; nothing else is checked."""
+    return json_response({"status": "alive"})
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> Response:
+    """200 once every configured model is loaded; a dependency outage is reported, not fatal."""
+    models = state.models
+    report = {
+        "status": "ready" if models.ready else "loading",
+        "models": {
+            name: {
+                "alias": spec.alias,
+                "version": getattr(models.current.get(name), "version", None),
+                "loaded": name in models.current,
+                "last_error": models.last_error.get(name),
+            }
+            for name, spec in models.specs.items()
+        },
+        "dependencies": await dependency_report(
+            state.redis, state.cache, state.http, state.settings.mlflow_tracking_uri
+        ),
+    }
+    return json_response(report, status=200 if models.ready else 503)

@@ -1,0 +1,55 @@
+"""`POST /v1/models/{model}/predict`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from gateway.deps import StateDep
+from gateway.payload import read_json
+from gateway.predict import serve, v1_request
+from gateway.routes.responses import json_response
+
+router = APIRouter(tags=["predict"])
+
+
+class PredictRequest(BaseModel):
+    """Documentation of the body; it is parsed by `gateway.predict` with stricter rules."""
+
+    instances: list[list[float | int | str | bool]] | None = Field(
+        default=None, description="Rows as lists of values in signature order."
+    )
+    records: list[dict[str, float | int | str | bool]] | None = Field(
+        default=None, description="Rows as objects of feature name to value."
+    )
+    version: int | None = Field(default=None, ge=1, description="Pin a model version.")
+
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+    }
+}
+
+
+@router.post("/v1/models/{model}/predict", openapi_extra=_BODY_DOC)
+async def predict(model: str, request: Request, state: StateDep) -> Response:
+    """Predict rows with `model` (`name` or `name@alias`), optionally pinned to a version."""
+    kind, rows, version = v1_request(await read_json(request))
+    loaded, result = await serve(
+        state.models, state.predictor, model, kind, rows, version, state.settings.max_sync_rows
+    )
+    return json_response(
+        {
+            "model": loaded.name,
+            "version": loaded.version,
+            "predictions": result.labels,
+            "probabilities": result.probabilities,
+            "classes": loaded.classes,
+        },
+        model=loaded,
+    )

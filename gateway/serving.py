@@ -1,0 +1,206 @@
+"""Which model versions this gateway serves, and how it follows their aliases.
+
+Each configured `name@alias` has one current `LoadedModel`. A background task re-resolves the
+aliases every `refresh_seconds`; a new version is loaded beside the old one and swapped in by
+one assignment, so requests in flight finish on the version they started with. A version that
+fails to load or verify leaves the old one serving. Pinned versions and other aliases are loaded
+on demand into a small LRU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ModelNotReady
+from gateway.specs import ModelSpec
+from registry.client import Registry
+from registry.errors import ModelNotFound, RegistryError
+from registry.loader import load_version
+from registry.model import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+
+class ModelManager:
+    """Holds the served versions; every method runs on the event loop, loads run in threads."""
+
+    def __init__(
+        self,
+        specs: list[ModelSpec],
+        registry: Registry,
+        *,
+        refresh_seconds: float,
+        retry_seconds: float,
+        cache_size: int,
+        work_dir: Path | None = None,
+        allow_pickle: bool = False,
+    ) -> None:
+        self.specs = {spec.name: spec for spec in specs}
+        self.default_name = specs[0].name
+        self.registry = registry
+        self.refresh_seconds = refresh_seconds
+        self.retry_seconds = retry_seconds
+        self.cache_size = cache_size
+        self.work_dir = work_dir
+        self.allow_pickle = allow_pickle
+        self.current: dict[str, LoadedModel] = {}
+        self.last_error: dict[str, str | None] = {spec.name: None for spec in specs}
+        self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._alias_seen: dict[tuple[str, str], tuple[int, float]] = {}
+        self._failed: dict[tuple[str, int], tuple[RegistryError, float]] = {}
+        self._loading: dict[tuple[str, int], asyncio.Future[LoadedModel]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name="model-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def ready(self) -> bool:
+        return all(name in self.current for name in self.specs)
+
+    async def _follow(self) -> None:
+        while True:
+            for spec in self.specs.values():
+                await self.refresh(spec)
+            await asyncio.sleep(self.refresh_seconds if self.ready else self.retry_seconds)
+
+    async def refresh(self, spec: ModelSpec) -> None:
+        """Resolve the alias once and swap in its version when it changed."""
+        try:
+            version = await asyncio.to_thread(self.registry.alias_version, spec.name, spec.alias)
+            serving = self.current.get(spec.name)
+            if serving is not None and serving.version == version:
+                self.last_error[spec.name] = None
+                return
+            started = time.perf_counter()
+            model = await self._load(spec.name, version)
+        except RegistryError as exc:
+            if self.last_error.get(spec.name) != exc.message:
+                logger.warning(
+                    "keeping %s version %s: %s",
+                    spec.name,
+                    getattr(self.current.get(spec.name), "version", None),
+                    exc.message,
+                    extra={"model": spec.name, "error_code": exc.code},
+                )
+            self.last_error[spec.name] = exc.message
+            return
+        previous = self.current.get(spec.name)
+        self.current[spec.name] = model  # the swap: one assignment on the event loop
+        self.last_error[spec.name] = None
+        logger.info(
+            "serving %s@%s version %s (was %s), loaded in %.0f ms",
+            spec.name,
+            spec.alias,
+            model.version,
+            getattr(previous, "version", None),
+            (time.perf_counter() - started) * 1000,
+            extra={"model": spec.name, "model_version": model.version},
+        )
+
+    # -- lookups for requests --------------------------------------------------------------
+
+    def default(self) -> LoadedModel:
+        return self._current_of(self.default_name)
+
+    async def resolve(self, ref: str, version: int | None = None) -> LoadedModel:
+        """The model for `name` or `name@alias`, optionally pinned to a version."""
+        name, _, alias = ref.partition("@")
+        spec = self.specs.get(name)
+        if spec is None:
+            raise ModelNotFound(f"model '{name}' is not served here")
+        if version is None:
+            if not alias or alias == spec.alias:
+                return self._current_of(name)
+            version = await self._alias_version(name, alias)
+        serving = self.current.get(name)
+        if serving is not None and serving.version == version:
+            return serving
+        return await self._extra_version(name, version)
+
+    def _current_of(self, name: str) -> LoadedModel:
+        model = self.current.get(name)
+        if model is None:
+            raise ModelNotReady(f"model '{name}' is not loaded yet")
+        return model
+
+    def loaded_versions(self, name: str) -> list[LoadedModel]:
+        found = {m.version: m for (n, _), m in self._extra.items() if n == name}
+        if name in self.current:
+            found[self.current[name].version] = self.current[name]
+        return [found[v] for v in sorted(found)]
+
+    async def _alias_version(self, name: str, alias: str) -> int:
+        key = (name, alias)
+        seen = self._alias_seen.get(key)
+        now = time.monotonic()
+        if seen is not None and now - seen[1] < self.refresh_seconds:
+            return seen[0]
+        version = await asyncio.to_thread(self.registry.alias_version, name, alias)
+        self._alias_seen[key] = (version, now)
+        return version
+
+    async def _extra_version(self, name: str, version: int) -> LoadedModel:
+        key = (name, version)
+        model = self._extra.get(key)
+        if model is not None:
+            self._extra.move_to_end(key)
+            return model
+        failed = self._failed.get(key)
+        if failed is not None and time.monotonic() - failed[1] < self.refresh_seconds:
+            raise failed[0]
+        try:
+            model = await self._load(name, version)
+        except RegistryError as exc:
+            self._failed[key] = (exc, time.monotonic())
+            raise
+        if self.cache_size > 0:
+            self._extra[key] = model
+            while len(self._extra) > self.cache_size:
+                self._extra.popitem(last=False)
+        return model
+
+    async def _load(self, name: str, version: int) -> LoadedModel:
+        """Load one version in a thread; concurrent callers for the same version share it."""
+        key = (name, version)
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(
+                asyncio.to_thread(
+                    load_version,
+                    self.registry,
+                    name,
+                    version,
+                    self.work_dir,
+                    self.allow_pickle,
+                )
+            )
+            self._loading[key] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(pending)
+
+    def describe(self, name: str) -> dict[str, Any]:
+        spec = self.specs[name]
+        serving = self.current.get(name)
+        return {
+            "name": name,
+            "alias": spec.alias,
+            "ready": serving is not None,
+            "version": serving.version if serving else None,
+            "versions": [m.describe() for m in self.loaded_versions(name)],
+            "last_error": self.last_error.get(name),
+        }

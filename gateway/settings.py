@@ -1,0 +1,60 @@
+"""Settings read only by the gateway."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from gateway.specs import parse_specs
+from worker.settings import SharedSettings
+
+
+class GatewaySettings(SharedSettings):
+    """Everything the gateway reads from MODELGATE_* environment variables."""
+
+    host: str = "127.0.0.1"
+    """Interface the gateway listens on."""
+
+    port: int = 8000
+    """Port the gateway listens on."""
+
+    models: str = "iris@production"
+    """Served models as `name@alias`, comma-separated; the first is the default of `/predict`."""
+
+    refresh_seconds: float = Field(default=10.0, gt=0)
+    """How often aliases are re-resolved, so a promotion is served within this delay."""
+
+    model_load_retry_seconds: float = Field(default=2.0, gt=0)
+    """Delay between load attempts while a configured model is not loaded yet."""
+
+    version_cache_size: int = Field(default=4, ge=0)
+    """How many versions besides the aliased ones may be kept loaded for pinned requests."""
+
+    max_sync_rows: int = Field(default=1000, ge=1)
+    """Most rows one synchronous prediction may carry; more belong in a batch job."""
+
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    """Largest request body, enforced while it streams in."""
+
+    predict_threads: int = Field(default=2, ge=1)
+    """Threads that run model calls, off the event loop."""
+
+    max_pending_predictions: int = Field(default=256, ge=1)
+    """Model calls queued or running at once; past this, 503 with Retry-After."""
+
+    allow_pickle: bool = False
+    """Load verified artifacts stored as pickle (skops is always allowed)."""
+
+    model_dir: str | None = None
+    """Scratch directory for artifact downloads (the system temp directory when unset)."""
+
+    log_level: str = "INFO"
+    """Level of the JSON logs on stdout."""
+
+    enable_docs: bool = False
+    """Serve /docs and /openapi.json."""
+
+    @field_validator("models")
+    @classmethod
+    def _models_parse(cls, value: str) -> str:
+        parse_specs(value)  # raises ValueError with the reason
+        return value

@@ -1,0 +1,22 @@
+"""What the lifespan builds and the routes use, held in one object on `app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from redis.asyncio import Redis
+
+from gateway.predict import Predictor
+from gateway.serving import ModelManager
+from gateway.settings import GatewaySettings
+
+
+@dataclass
+class GatewayState:
+    settings: GatewaySettings
+    models: ModelManager
+    predictor: Predictor
+    redis: Redis
+    cache: Redis | None
+    http: httpx.AsyncClient

@@ -1,0 +1,107 @@
+"""Session fixtures: real redis-servers, a real mlflow server, registered models, gateways."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from registry.client import Registry, configure_mlflow_http
+from registry.loader import load_version
+from registry.model import LoadedModel
+from registry.settings import RegistrySettings
+from registry.train import TrainOptions, train_and_register
+from tests.integration.processes import Gateway, MlflowServer, RedisServer
+
+#: Version 2 of a test model: a weaker forest whose answers differ from version 1's.
+V2_OPTIONS = TrainOptions(n_estimators=3, max_depth=1, seed=7)
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(workdir: Path) -> Iterator[MlflowServer]:
+    server = MlflowServer(workdir / "mlflow")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(mlflow_server: MlflowServer) -> Registry:
+    os.environ.pop("MODELGATE_MLFLOW_TRACKING_URI", None)
+    configure_mlflow_http(
+        RegistrySettings(mlflow_tracking_uri=mlflow_server.url, registry_max_retries=0)
+    )
+    return Registry(mlflow_server.url)
+
+
+@pytest.fixture(scope="session")
+def iris(registry: Registry) -> dict[int, LoadedModel]:
+    """`iris` with version 1 (SEED.md's forest, alias production) and a different version 2."""
+    first = train_and_register(registry, TrainOptions(), name="iris")
+    second = train_and_register(registry, V2_OPTIONS, name="iris")
+    return {v: load_version(registry, "iris", v) for v in (first.version, second.version)}
+
+
+@pytest.fixture(scope="session")
+def redis_durable(workdir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(workdir / "redis-durable", "durable")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cache(workdir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(workdir / "redis-cache", "cache")
+    server.start()
+    yield server
+    server.stop()
+
+
+GatewayFactory = Callable[..., Gateway]
+
+
+@pytest.fixture(scope="session")
+def gateway_factory(
+    workdir: Path, mlflow_server: MlflowServer, redis_durable: RedisServer, redis_cache: RedisServer
+) -> Iterator[GatewayFactory]:
+    """Start gateways with test-fast settings; each is stopped at the end of the session."""
+    started: list[Gateway] = []
+
+    def start(ready: bool = True, **settings: str) -> Gateway:
+        env = {
+            "MODELGATE_MLFLOW_TRACKING_URI": mlflow_server.url,
+            "MODELGATE_REDIS_URL": redis_durable.url,
+            "MODELGATE_CACHE_URL": redis_cache.url,
+            "MODELGATE_REFRESH_SECONDS": "0.3",
+            "MODELGATE_MODEL_LOAD_RETRY_SECONDS": "0.3",
+            "MODELGATE_REGISTRY_MAX_RETRIES": "0",
+            "MODELGATE_REGISTRY_TIMEOUT_SECONDS": "5",
+            "MODELGATE_LOG_LEVEL": "INFO",
+        }
+        env.update({f"MODELGATE_{k.upper()}": v for k, v in settings.items()})
+        gateway = Gateway(workdir / "gateways", env)
+        started.append(gateway)
+        try:
+            gateway.start(ready=ready)
+        except TimeoutError:
+            print(gateway.log_tail())
+            raise
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_factory: GatewayFactory, iris: dict[int, LoadedModel]) -> Gateway:
+    """One shared gateway serving iris@production; tests must not move that alias."""
+    return gateway_factory(max_sync_rows="1000", max_body_bytes="65536")

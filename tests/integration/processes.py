@@ -1,0 +1,207 @@
+"""Real service processes for integration tests: redis-server, mlflow server, the gateway."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, httpx.HTTPError):
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout} s")
+
+
+def http_ok(url: str) -> bool:
+    return httpx.get(url, timeout=2).status_code == 200
+
+
+class Service:
+    """A child process in its own session, so that its children die with it."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.cwd = cwd
+        self.argv = argv
+        self.log_path = log
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+        )
+        log.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def send_signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self.proc is None:
+            return
+        self.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.send_signal(signal.SIGKILL)
+            self.proc.wait(5)
+        # Children of the session (mlflow's uvicorn) may outlive the leader: sweep the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class RedisServer(Service):
+    """An isolated `redis-server` on a free port; it can be stopped and started again."""
+
+    def __init__(self, workdir: Path, role: str = "durable") -> None:
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(workdir),
+        ]
+        if role == "durable":
+            argv += ["--appendonly", "yes", "--maxmemory-policy", "noeviction", "--save", ""]
+        else:
+            argv += [
+                "--maxmemory",
+                "64mb",
+                "--maxmemory-policy",
+                "allkeys-lru",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+        super().__init__(f"redis-{role}", argv, workdir / "redis.log")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        super().start()
+        wait_until(self._answers, 10, self.name)
+
+    def _answers(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+
+class MlflowServer(Service):
+    """`mlflow server` on sqlite with proxied artifact storage under `workdir`."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.artifacts = workdir / "artifacts"
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        argv = [
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            f"sqlite:///{workdir / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.artifacts),
+            "--workers",
+            "1",
+        ]
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        super().__init__("mlflow", argv, workdir / "mlflow.log", env)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        super().start()
+        wait_until(lambda: http_ok(self.url + "/health"), 90, "mlflow server", interval=0.3)
+
+
+class Gateway(Service):
+    """`python -m gateway` with settings given as MODELGATE_* environment variables."""
+
+    def __init__(self, workdir: Path, settings: dict[str, str]) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
+        env.update({"MODELGATE_HOST": "127.0.0.1", "MODELGATE_PORT": str(self.port)})
+        env.update(settings)
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            "gateway",
+            [sys.executable, "-m", "gateway"],
+            workdir / f"gateway-{self.port}.log",
+            env,
+            cwd=workdir,  # away from any checkout's var/stack.env
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready: bool = True) -> None:
+        super().start()
+        wait_until(lambda: http_ok(self.url + "/healthz"), 60, "gateway")
+        if ready:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_until(lambda: http_ok(self.url + "/readyz"), timeout, "gateway models")

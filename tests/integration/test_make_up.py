@@ -1,0 +1,282 @@
+"""`make up` itself, run the way a developer runs it, from a copy of the checkout.
+
+On free ports: the stack gets ready, answers a prediction, the CLI reaches it with no flags
+(through var/stack.env), SIGTERM to `make` stops every process it started (MLflow's child
+server included), and a second `make up` reuses the registry instead of training again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parents[2]
+#: The venv running this test; `make up` uses it instead of creating one in the copy.
+VENV = Path(sys.executable).parent.parent
+
+READY_TIMEOUT_SECONDS = 180.0
+TRAINER_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 60.0
+#: Grandchildren (MLflow's uvicorn) may still be exiting when honcho and make are gone.
+ORPHAN_GRACE_SECONDS = 10.0
+ROW = {"features": [[5.1, 3.5, 1.4, 0.2]]}
+
+#: Not part of the source tree: at the top of the checkout, and anywhere below it.
+_IGNORED_AT_TOP = {".git", ".venv", "var", "mlruns"}
+_IGNORED_ANYWHERE = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    top = Path(directory) == REPO
+    return {
+        name
+        for name in names
+        if name in _IGNORED_ANYWHERE
+        or (top and name in _IGNORED_AT_TOP)
+        or name.endswith((".egg-info", ".pyc"))
+        or Path(directory, name) == VENV  # a venv in the checkout under another name
+    }
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _free_ports() -> tuple[int, int, int]:
+    """Gateway, MLflow and durable-Redis ports, all distinct, with the cache port (+1) free too."""
+    for _ in range(100):
+        gateway, mlflow, redis = _free_port(), _free_port(), _free_port()
+        ports = {gateway, mlflow, redis, redis + 1}
+        if len(ports) == 4 and redis + 1 <= 65535 and _port_is_free(redis + 1):
+            return gateway, mlflow, redis
+    raise RuntimeError("found no free ports")
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment without MODELGATE_* settings or an outer make's flags and overrides."""
+    dropped = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("MODELGATE_") and key not in dropped
+    }
+
+
+def _processes() -> Iterator[tuple[int, str, str]]:
+    """(pid, command line, cwd) of every process we may inspect, this one excluded."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:  # gone meanwhile, a zombie, or not ours to read
+            continue
+        yield int(entry.name), cmdline.strip(), cwd
+
+
+def _belongs_to(root: Path, cmdline: str, cwd: str) -> bool:
+    return str(root) in cmdline or cwd == str(root) or cwd.startswith(f"{root}/")
+
+
+def _leftovers(root: Path, ports: tuple[int, ...]) -> list[str]:
+    """Processes that belong to the stack started in `root` on `ports`."""
+    alternatives = "|".join(str(port) for port in ports)
+    # "--port 50123", "127.0.0.1:50123", "--port=50123": a port as an argument, not any digits.
+    port_pattern = re.compile(rf"(?:^|[\s:=])(?:{alternatives})(?!\d)")
+    return [
+        f"{pid} (cwd {cwd}): {cmdline}"
+        for pid, cmdline, cwd in _processes()
+        if _belongs_to(root, cmdline, cwd) or port_pattern.search(cmdline)
+    ]
+
+
+def _kill_stack(root: Path) -> None:
+    """Last resort after a failure: SIGKILL the processes running from the copy, by pid."""
+    for pid, cmdline, cwd in _processes():
+        if _belongs_to(root, cmdline, cwd):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+class Stack:
+    """One `make up` run in `root`, its output in `log`."""
+
+    def __init__(self, root: Path, ports: tuple[int, int, int], log: Path) -> None:
+        self.root = root
+        self.gateway_port, self.mlflow_port, self.redis_port = ports
+        self.all_ports = (*ports, self.redis_port + 1)
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def start(self) -> None:
+        env = _clean_env()
+        env.update(
+            GATEWAY_PORT=str(self.gateway_port),
+            MLFLOW_PORT=str(self.mlflow_port),
+            REDIS_PORT=str(self.redis_port),
+        )
+        with self.log.open("ab") as out:
+            out.write(b"\n===== make up =====\n")
+            out.flush()
+            self.proc = subprocess.Popen(
+                ["make", "up", f"VENV={VENV}"],
+                cwd=self.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, client: httpx.Client) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"make up exited with {self.proc.returncode} before ready")
+            try:
+                if client.get(f"{self.url}/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"gateway not ready within {READY_TIMEOUT_SECONDS:.0f} s")
+
+    def wait_trainer_done(self) -> None:
+        """The trainer ends in `exec sleep infinity`; seeing it means it finished (rc 0)."""
+        deadline = time.monotonic() + TRAINER_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            for _, cmdline, cwd in _processes():
+                if cmdline == "sleep infinity" and cwd == str(self.root):
+                    return
+            time.sleep(0.5)
+        pytest.fail("the demo trainer did not finish")
+
+    def stop(self) -> None:
+        """SIGTERM to make only, as a supervisor or `kill` would; then nothing may be left."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"make up still running {STOP_TIMEOUT_SECONDS:.0f} s after SIGTERM")
+        deadline = time.monotonic() + ORPHAN_GRACE_SECONDS
+        while left := _leftovers(self.root, self.all_ports):
+            if time.monotonic() > deadline:
+                pytest.fail("processes left after SIGTERM:\n" + "\n".join(left))
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        _kill_stack(self.root)
+
+    def log_tail(self, lines: int = 80) -> str:
+        if not self.log.exists():
+            return "(no log)"
+        text = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def _registered_versions(root: Path) -> list[int]:
+    """`modelgate versions iris` run in the copy with no flags and no MODELGATE_* variables."""
+    result = subprocess.run(
+        [str(VENV / "bin" / "modelgate"), "versions", "iris"],
+        cwd=root,
+        env=_clean_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"modelgate versions failed:\n{result.stdout}{result.stderr}"
+    return [int(v) for v in re.findall(r"^\S+\s+version (\d+)", result.stdout, re.MULTILINE)]
+
+
+@pytest.fixture
+def checkout_copy(tmp_path: Path) -> Path:
+    """The source tree copied with its mtimes, so the venv's install stamp stays valid."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("make up needs the tests to run from a venv (make venv)")
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    root = tmp_path / "checkout"
+    shutil.copytree(REPO, root, ignore=_ignore, symlinks=True)
+    # `make up` depends on `make venv`; run it here, in the real checkout, if it is stale, so the
+    # copy never reinstalls the editable package from a temporary directory.
+    make_venv = ["make", "--no-print-directory", "venv", f"VENV={VENV}"]
+    if subprocess.run([*make_venv, "-q"], cwd=REPO, env=_clean_env()).returncode != 0:
+        subprocess.run(make_venv, cwd=REPO, env=_clean_env(), check=True)
+    assert subprocess.run([*make_venv, "-q"], cwd=root, env=_clean_env()).returncode == 0
+    return root
+
+
+def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
+    checkout_copy: Path, tmp_path: Path
+) -> None:
+    stack = Stack(checkout_copy, _free_ports(), tmp_path / "make-up.log")
+    try:
+        with httpx.Client(timeout=5.0, trust_env=False) as client:
+            stack.start()
+            stack.wait_ready(client)
+            stack_env = (checkout_copy / "var" / "stack.env").read_text()
+            assert f"MODELGATE_PORT={stack.gateway_port}\n" in stack_env
+            assert f"http://127.0.0.1:{stack.mlflow_port}\n" in stack_env
+            assert f"redis://127.0.0.1:{stack.redis_port + 1}/0\n" in stack_env
+
+            response = client.post(f"{stack.url}/predict", json=ROW)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["predictions"] == [0]
+            assert len(body["probabilities"]) == 1 and len(body["probabilities"][0]) == 3
+
+            stack.wait_trainer_done()
+            assert _registered_versions(checkout_copy) == [1]
+            stack.stop()
+
+            # Second start on the same ports: the registry in var/ is reused, not retrained.
+            stack.start()
+            stack.wait_ready(client)
+            stack.wait_trainer_done()
+            response = client.post(f"{stack.url}/predict", json=ROW)
+            assert response.status_code == 200, response.text
+            assert _registered_versions(checkout_copy) == [1]
+            stack.stop()
+    except BaseException:
+        print(f"--- make up log, last lines ({stack.log}) ---\n{stack.log_tail()}")
+        raise
+    finally:
+        stack.kill()

@@ -1,0 +1,195 @@
+"""Request shapes, row limits and the bounded model-call queue (gateway/predict.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from gateway.errors import Overloaded, TooManyRows, UnknownField
+from gateway.predict import Predictor, check_row_count, legacy_rows, v1_request
+from registry.errors import InvalidInput
+from registry.model import Prediction
+
+ROWS = [[1.0, 2.0]]
+
+# -- v1_request ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [None, [], [[1.0]], "instances", 3])
+def test_v1_body_that_is_not_an_object_is_refused(body: Any) -> None:
+    with pytest.raises(InvalidInput):
+        v1_request(body)
+
+
+def test_v1_instances_are_split_out() -> None:
+    assert v1_request({"instances": ROWS}) == ("instances", ROWS, None)
+
+
+def test_v1_records_are_split_out() -> None:
+    records = [{"a": 1.0}]
+    assert v1_request({"records": records}) == ("records", records, None)
+
+
+def test_v1_unknown_fields_are_refused_and_named() -> None:
+    with pytest.raises(UnknownField) as caught:
+        v1_request({"instances": ROWS, "features": ROWS, "zeta": 1})
+    assert caught.value.message == "unknown field(s): features, zeta"
+
+
+def test_v1_unknown_field_names_are_cut_short() -> None:
+    with pytest.raises(UnknownField) as caught:
+        v1_request({"instances": ROWS, "y" * 500: 1})
+    assert "y" * 64 in caught.value.message
+    assert "y" * 65 not in caught.value.message
+
+
+def test_v1_both_instances_and_records_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="exactly one"):
+        v1_request({"instances": ROWS, "records": [{"a": 1.0}]})
+
+
+@pytest.mark.parametrize("body", [{}, {"version": 3}])
+def test_v1_neither_instances_nor_records_is_refused(body: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput, match="exactly one"):
+        v1_request(body)
+
+
+@pytest.mark.parametrize(("raw", "version"), [(3, 3), ("3", 3), ("12", 12), (None, None)])
+def test_v1_version_is_parsed(raw: Any, version: int | None) -> None:
+    assert v1_request({"instances": ROWS, "version": raw})[2] == version
+
+
+@pytest.mark.parametrize("raw", [0, -1, "0", "-1", True, False, "x", "", 3.0, "3.0", [3]])
+def test_v1_bad_version_is_refused(raw: Any) -> None:
+    with pytest.raises(InvalidInput, match="'version' must be a positive integer"):
+        v1_request({"instances": ROWS, "version": raw})
+
+
+def test_v1_version_of_non_ascii_digits_is_refused_not_a_crash() -> None:
+    # "³".isdigit() is True, yet int("³") raises ValueError (an HTTP 500).
+    with pytest.raises(InvalidInput, match="'version' must be a positive integer"):
+        v1_request({"instances": ROWS, "version": "³"})
+
+
+# -- legacy_rows -----------------------------------------------------------------------------
+
+
+def test_legacy_rows_are_the_features() -> None:
+    assert legacy_rows({"features": ROWS}) == ROWS
+
+
+@pytest.mark.parametrize("body", [None, ROWS, {"instances": ROWS}, "features"])
+def test_legacy_body_without_features_is_refused(body: Any) -> None:
+    with pytest.raises(InvalidInput, match="'features'"):
+        legacy_rows(body)
+
+
+# -- check_row_count -------------------------------------------------------------------------
+
+
+def test_row_count_at_the_limit_passes() -> None:
+    check_row_count([[0.0]] * 3, limit=3, model="iris")
+
+
+def test_row_count_over_the_limit_points_to_jobs() -> None:
+    with pytest.raises(TooManyRows) as caught:
+        check_row_count([[0.0]] * 4, limit=3, model="iris")
+    assert "/v1/models/iris/jobs" in caught.value.message
+    assert "4 rows" in caught.value.message
+    assert "3" in caught.value.message
+
+
+def test_row_count_ignores_what_is_not_a_list() -> None:
+    # Not a list is the signature's to refuse, with its own message.
+    check_row_count({"a": 1}, limit=0, model="iris")
+
+
+# -- Predictor -------------------------------------------------------------------------------
+
+
+class SlowModel:
+    """Blocks in `predict` until released, so the queue can be observed full."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def predict(self, rows: list[list[Any]]) -> Prediction:
+        self.entered.set()
+        assert self.release.wait(5), "the test never released the model"
+        return Prediction([len(rows)], None)
+
+
+class FastModel:
+    def __init__(self) -> None:
+        self.thread: str | None = None
+
+    def predict(self, rows: list[list[Any]]) -> Prediction:
+        self.thread = threading.current_thread().name
+        return Prediction(["a"] * len(rows), [[1.0]] * len(rows))
+
+
+def test_predictor_returns_the_models_result_off_the_event_loop() -> None:
+    predictor = Predictor(threads=1, max_pending=2)
+    model = FastModel()
+    try:
+        result = asyncio.run(predictor.predict(model, ROWS))  # type: ignore[arg-type]
+    finally:
+        predictor.close()
+    assert result == Prediction(["a"], [[1.0]])
+    assert model.thread is not None and model.thread.startswith("predict")
+    assert predictor.pending == 0
+
+
+def test_predictor_refuses_when_pending_reaches_the_bound() -> None:
+    predictor = Predictor(threads=1, max_pending=1)
+    model = SlowModel()
+
+    async def scenario() -> Prediction:
+        first = asyncio.create_task(predictor.predict(model, ROWS))  # type: ignore[arg-type]
+        await asyncio.to_thread(model.entered.wait, 5)
+        assert predictor.pending == 1
+        with pytest.raises(Overloaded):
+            await predictor.predict(model, ROWS)  # type: ignore[arg-type]
+        model.release.set()
+        return await first
+
+    try:
+        result = asyncio.run(scenario())
+    finally:
+        model.release.set()
+        predictor.close()
+    assert result == Prediction([1], None)
+    assert predictor.pending == 0
+
+
+def test_predictor_accepts_again_after_the_queue_drains() -> None:
+    predictor = Predictor(threads=1, max_pending=1)
+
+    async def scenario() -> list[Prediction]:
+        return [
+            await predictor.predict(FastModel(), ROWS),  # type: ignore[arg-type]
+            await predictor.predict(FastModel(), ROWS),  # type: ignore[arg-type]
+        ]
+
+    try:
+        assert len(asyncio.run(scenario())) == 2
+    finally:
+        predictor.close()
+
+
+def test_predictor_releases_its_slot_when_the_model_fails() -> None:
+    class Broken:
+        def predict(self, rows: list[list[Any]]) -> Prediction:
+            raise ValueError("boom")
+
+    predictor = Predictor(threads=1, max_pending=1)
+    try:
+        with pytest.raises(ValueError):
+            asyncio.run(predictor.predict(Broken(), ROWS))  # type: ignore[arg-type]
+    finally:
+        predictor.close()
+    assert predictor.pending == 0

@@ -1,0 +1,245 @@
+"""Validation of client rows against a model signature (registry/signature.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import TensorSpec
+
+from registry.errors import InvalidInput
+from registry.signature import Feature, Signature, signature_from_mlflow
+
+MIXED = Signature(
+    (
+        Feature("length", "double"),
+        Feature("count", "long"),
+        Feature("flag", "boolean"),
+        Feature("colour", "string"),
+    )
+)
+
+
+def refused(check, rows) -> str:
+    with pytest.raises(InvalidInput) as caught:
+        check(rows)
+    return caught.value.message
+
+
+# -- check_instances -------------------------------------------------------------------------
+
+
+def test_instances_that_fit_come_back_unchanged() -> None:
+    rows = [[1.5, 2, True, "red"], [0, 3.0, False, ""]]
+    assert MIXED.check_instances(rows) == rows
+
+
+@pytest.mark.parametrize("rows", [None, {"a": 1}, "1,2,3,4", 5])
+def test_instances_not_a_list_are_refused(rows) -> None:
+    assert "'instances' must be a list" in refused(MIXED.check_instances, rows)
+
+
+def test_instances_without_rows_are_refused() -> None:
+    assert "'instances' has no rows" in refused(MIXED.check_instances, [])
+
+
+def test_instance_row_that_is_not_a_list_names_the_row() -> None:
+    message = refused(MIXED.check_instances, [[1.0, 2, True, "a"], {"length": 1.0}])
+    assert message.startswith("row 1:")
+    assert "length" not in message
+
+
+@pytest.mark.parametrize("row", [[1.0, 2, True], [1.0, 2, True, "a", "extra"]])
+def test_instance_of_wrong_width_is_refused(row) -> None:
+    message = refused(MIXED.check_instances, [row])
+    assert f"row 0: expected 4 values, got {len(row)}" == message
+
+
+def test_bool_where_a_number_is_wanted_is_refused() -> None:
+    message = refused(MIXED.check_instances, [[True, 2, True, "a"]])
+    assert message == "row 0, column 'length': expected a number"
+    assert "True" not in message and "true" not in message
+
+
+def test_string_where_a_number_is_wanted_is_refused_without_echo() -> None:
+    message = refused(MIXED.check_instances, [[1.0, 2, True, "a"], ["s3cr3t", 2, True, "a"]])
+    assert message == "row 1, column 'length': expected a number"
+    assert "s3cr3t" not in message
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_floats_are_refused(value: float) -> None:
+    message = refused(MIXED.check_instances, [[value, 2, True, "a"]])
+    # The exact text: "finite" contains "inf", so a substring check would prove nothing.
+    assert message == "row 0, column 'length': must be a finite number"
+    assert "nan" not in message.lower() and "infinity" not in message.lower()
+
+
+def test_non_finite_float_in_an_integer_column_is_refused() -> None:
+    message = refused(MIXED.check_instances, [[1.0, float("nan"), True, "a"]])
+    assert message == "row 0, column 'count': must be a finite number"
+
+
+def test_non_integer_float_in_a_long_column_is_refused() -> None:
+    message = refused(MIXED.check_instances, [[1.0, 2.75, True, "a"]])
+    assert message == "row 0, column 'count': expected an integer"
+    assert "2.75" not in message
+
+
+def test_non_integer_float_in_an_integer_column_is_refused() -> None:
+    signature = Signature((Feature("n", "integer"),))
+    assert "expected an integer" in refused(signature.check_instances, [[0.5]])
+
+
+def test_integral_float_in_a_long_column_is_accepted() -> None:
+    assert MIXED.check_instances([[1.0, 4.0, True, "a"]]) == [[1.0, 4.0, True, "a"]]
+
+
+@pytest.mark.parametrize("value", [1, 0, "true", None])
+def test_boolean_column_wants_true_or_false(value) -> None:
+    message = refused(MIXED.check_instances, [[1.0, 2, value, "a"]])
+    assert message == "row 0, column 'flag': expected true or false"
+
+
+@pytest.mark.parametrize("value", [1, 1.5, True, None, ["x"]])
+def test_string_column_wants_a_string(value) -> None:
+    message = refused(MIXED.check_instances, [[1.0, 2, True, value]])
+    assert message == "row 0, column 'colour': expected a string"
+
+
+def test_none_where_a_number_is_wanted_is_refused() -> None:
+    assert "expected a number" in refused(MIXED.check_instances, [[None, 2, True, "a"]])
+
+
+# -- check_records ---------------------------------------------------------------------------
+
+
+def test_records_come_back_in_signature_order() -> None:
+    records = [
+        {"colour": "red", "flag": False, "count": 2, "length": 1.5},
+        {"flag": True, "length": 0.5, "colour": "", "count": 7},
+    ]
+    assert MIXED.check_records(records) == [[1.5, 2, False, "red"], [0.5, 7, True, ""]]
+
+
+@pytest.mark.parametrize("rows", [None, {"length": 1.0}, "x"])
+def test_records_not_a_list_are_refused(rows) -> None:
+    assert "'records' must be a list" in refused(MIXED.check_records, rows)
+
+
+def test_records_without_rows_are_refused() -> None:
+    assert "'records' has no rows" in refused(MIXED.check_records, [])
+
+
+def test_record_that_is_not_an_object_names_the_row() -> None:
+    good = {"length": 1.0, "count": 2, "flag": True, "colour": "a"}
+    message = refused(MIXED.check_records, [good, [1.0, 2, True, "a"]])
+    assert message.startswith("row 1:")
+
+
+def test_record_missing_a_feature_names_it() -> None:
+    message = refused(MIXED.check_records, [{"length": 1.0, "flag": True, "colour": "a"}])
+    assert message == "row 0: missing feature(s) 'count'"
+
+
+def test_record_with_an_unknown_feature_names_it_but_not_its_value() -> None:
+    record = {"length": 1.0, "count": 2, "flag": True, "colour": "a", "petal": "s3cr3t"}
+    message = refused(MIXED.check_records, [record])
+    assert message == "row 0: unknown feature(s) 'petal'"
+    assert "s3cr3t" not in message
+
+
+def test_unknown_feature_names_are_bounded_in_the_message() -> None:
+    record = {"length": 1.0, "count": 2, "flag": True, "colour": "a"}
+    record.update({f"extra{i}_" + "x" * 100: 1 for i in range(10)})
+    message = refused(MIXED.check_records, [record])
+    assert "extra2_" in message and "extra3_" not in message
+    assert "x" * 65 not in message
+
+
+def test_record_value_of_the_wrong_type_names_row_and_column_only() -> None:
+    good = {"length": 1.0, "count": 2, "flag": True, "colour": "a"}
+    bad = {"length": "s3cr3t", "count": 2, "flag": True, "colour": "a"}
+    message = refused(MIXED.check_records, [good, good, bad])
+    assert message == "row 2, column 'length': expected a number"
+    assert "s3cr3t" not in message
+
+
+def test_record_with_nan_is_refused() -> None:
+    bad = {"length": float("nan"), "count": 2, "flag": True, "colour": "a"}
+    message = refused(MIXED.check_records, [bad])
+    assert message == "row 0, column 'length': must be a finite number"
+
+
+def test_record_with_bool_in_numeric_column_is_refused() -> None:
+    bad = {"length": 1.0, "count": False, "flag": True, "colour": "a"}
+    assert refused(MIXED.check_records, [bad]) == "row 0, column 'count': expected a number"
+
+
+# -- the Signature itself --------------------------------------------------------------------
+
+
+def test_names_types_and_all_numeric() -> None:
+    numeric = Signature((Feature("a", "double"), Feature("b", "long")))
+    assert numeric.names == ("a", "b")
+    assert numeric.all_numeric
+    assert not MIXED.all_numeric
+    assert numeric.as_dict() == [
+        {"name": "a", "type": "double"},
+        {"name": "b", "type": "long"},
+    ]
+
+
+# -- signature_from_mlflow -------------------------------------------------------------------
+
+
+def test_signature_from_a_column_schema_keeps_names_types_and_order() -> None:
+    schema = Schema(
+        [
+            ColSpec("double", "sepal length (cm)"),
+            ColSpec("long", "count"),
+            ColSpec("boolean", "flag"),
+            ColSpec("string", "colour"),
+            ColSpec("float", "ratio"),
+            ColSpec("integer", "n"),
+        ]
+    )
+    signature = signature_from_mlflow(schema, n_features=None)
+    assert signature.features == (
+        Feature("sepal length (cm)", "double"),
+        Feature("count", "long"),
+        Feature("flag", "boolean"),
+        Feature("colour", "string"),
+        Feature("ratio", "float"),
+        Feature("n", "integer"),
+    )
+
+
+def test_signature_from_a_column_schema_wins_over_the_feature_count() -> None:
+    schema = Schema([ColSpec("double", "a"), ColSpec("double", "b")])
+    assert signature_from_mlflow(schema, n_features=7).names == ("a", "b")
+
+
+def test_signature_from_unnamed_columns_gets_positional_names() -> None:
+    schema = Schema([ColSpec("double"), ColSpec("double")])
+    assert signature_from_mlflow(schema, n_features=None).names == ("f0", "f1")
+
+
+def test_signature_from_an_unusual_column_type_reads_as_double() -> None:
+    schema = Schema([ColSpec("datetime", "when")])
+    assert signature_from_mlflow(schema, None).features == (Feature("when", "double"),)
+
+
+def test_signature_without_a_schema_uses_the_feature_count() -> None:
+    signature = signature_from_mlflow(None, n_features=4)
+    assert signature.features == tuple(Feature(f"f{i}", "double") for i in range(4))
+
+
+def test_signature_from_a_tensor_schema_uses_the_feature_count() -> None:
+    schema = Schema([TensorSpec(np.dtype("float64"), (-1, 3))])
+    assert signature_from_mlflow(schema, n_features=3).names == ("f0", "f1", "f2")
+
+
+def test_signature_without_schema_or_count_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        signature_from_mlflow(None, n_features=None)
