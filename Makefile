@@ -1,0 +1,123 @@
+# Modelgate developer entry points. `make` (or `make help`) lists the targets.
+#
+# Targets are documented by a `## ` comment on their rule line; `make help` prints those.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+VENV_BIN := $(abspath $(VENV))/bin
+# Written after a successful install; its prerequisites make the install re-run when they change.
+VENV_STAMP := $(VENV)/.modelgate-installed
+
+# Ports of `make up`. They are the Makefile's, not the services' (DESIGN.md, Settings).
+GATEWAY_PORT ?= 8000
+MLFLOW_PORT ?= 5000
+REDIS_PORT ?= 6380
+CACHE_PORT := $(shell echo $$(( $(REDIS_PORT) + 1 )))
+
+VAR_DIR := $(CURDIR)/var
+STACK_ENV := var/stack.env
+
+# Redis roles: a URL given in the environment points at an existing server, which then is not
+# started here. With only MODELGATE_REDIS_URL given, the cache shares it (as the settings do).
+ifdef MODELGATE_REDIS_URL
+  UP_REDIS_URL := $(MODELGATE_REDIS_URL)
+  UP_PROCS :=
+else
+  UP_REDIS_URL := redis://127.0.0.1:$(REDIS_PORT)/0
+  UP_PROCS := redis
+endif
+ifdef MODELGATE_CACHE_URL
+  UP_CACHE_URL := $(MODELGATE_CACHE_URL)
+else ifdef MODELGATE_REDIS_URL
+  UP_CACHE_URL := $(MODELGATE_REDIS_URL)
+else
+  UP_CACHE_URL := redis://127.0.0.1:$(CACHE_PORT)/0
+  UP_PROCS += cache
+endif
+UP_PROCS += mlflow trainer gateway
+# redis-server is needed only when `make up` starts one of the two Redis roles.
+UP_NEEDS_REDIS := $(filter redis cache,$(UP_PROCS))
+
+PYTEST_ARGS ?=
+
+# A URL as printed: any password replaced by ***.
+mask = $(shell printf '%s' '$(1)' | sed -E 's#//[^/@]*@#//***@#')
+
+.PHONY: help venv redis-check up lint format test unit integration clean
+
+help: ## List the targets (this text)
+	@echo "Modelgate: make <target> [VAR=value ...]"
+	@echo
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z_-]+:[^#]*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Variables: VENV=$(VENV) PYTHON=$(PYTHON) GATEWAY_PORT=$(GATEWAY_PORT)" \
+		"MLFLOW_PORT=$(MLFLOW_PORT) REDIS_PORT=$(REDIS_PORT) (cache: REDIS_PORT+1)"
+
+venv: $(VENV_STAMP) ## Create the venv (VENV, default .venv) and install the pinned dependencies
+
+$(VENV_STAMP): pyproject.toml constraints.txt
+	@test -x $(VENV)/bin/python || command -v $(PYTHON) >/dev/null \
+		|| { echo "$(PYTHON) not found: install Python 3.11, or run make PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+redis-check: ## Make sure redis-server is installed (installs Debian's package as root)
+	@if command -v redis-server >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "redis-server not found: installing Debian's redis-server package"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server \
+			|| exit 1; \
+		command -v redis-server >/dev/null || { echo "redis-server still not on PATH"; exit 1; }; \
+	else \
+		echo "redis-server not found: install it (Debian/Ubuntu: sudo apt-get install redis-server)"; \
+		exit 1; \
+	fi
+
+# honcho is exec'd so that it replaces the shell: the SIGTERM that make forwards to its child (or
+# Ctrl-C) reaches honcho, which stops every process group it started. The Procfile reads the
+# exported variables below.
+up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo trainer and the gateway in the foreground (Ctrl-C stops all)
+	@mkdir -p var/redis var/mlflow/artifacts
+	@printf '%s\n' \
+		"MODELGATE_MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)" \
+		"MODELGATE_REDIS_URL=$(UP_REDIS_URL)" \
+		"MODELGATE_CACHE_URL=$(UP_CACHE_URL)" \
+		"MODELGATE_PORT=$(GATEWAY_PORT)" \
+		"MODELGATE_GATEWAY_URL=http://127.0.0.1:$(GATEWAY_PORT)" > $(STACK_ENV).tmp
+	@mv $(STACK_ENV).tmp $(STACK_ENV)
+	@echo "Modelgate stack (addresses recorded in $(STACK_ENV) for the modelgate CLI):"
+	@echo "  gateway    http://127.0.0.1:$(GATEWAY_PORT)  (ready at /readyz once the model loads)"
+	@echo "  MLflow UI  http://127.0.0.1:$(MLFLOW_PORT)"
+	@echo "  redis      $(call mask,$(UP_REDIS_URL))  (durable)"
+	@echo "  cache      $(call mask,$(UP_CACHE_URL))"
+	@echo "Starting: $(strip $(UP_PROCS)). Ctrl-C or SIGTERM stops everything."
+	@export PATH="$(VENV_BIN):$$PATH" VENV_BIN="$(VENV_BIN)" VAR_DIR="$(VAR_DIR)" \
+		REDIS_PORT="$(REDIS_PORT)" CACHE_PORT="$(CACHE_PORT)" MLFLOW_PORT="$(MLFLOW_PORT)" \
+		GATEWAY_PORT="$(GATEWAY_PORT)"; \
+	exec "$(VENV_BIN)/honcho" -f Procfile -e $(STACK_ENV) start $(strip $(UP_PROCS))
+
+lint: venv ## Run ruff (lint and format check) and mypy
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/mypy registry worker gateway
+
+format: venv ## Format the code with ruff and apply ruff's safe fixes
+	$(VENV_BIN)/ruff format .
+	$(VENV_BIN)/ruff check --fix .
+
+test: venv redis-check ## Run the linters and the whole test suite (real Redis and MLflow; PYTEST_ARGS=...)
+	@$(MAKE) --no-print-directory lint
+	$(VENV_BIN)/pytest $(PYTEST_ARGS)
+
+unit: venv ## Run the unit tests only (no services)
+	$(VENV_BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv redis-check ## Run the integration tests only (starts its own Redis, MLflow, gateway)
+	$(VENV_BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+clean: ## Delete var/: the local registry (models, MLflow db), Redis data and stack.env
+	rm -rf var

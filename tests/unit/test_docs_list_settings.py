@@ -1,0 +1,22 @@
+"""Every setting is documented: in .env.example and in the README's settings table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import GatewaySettings
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = sorted(f"MODELGATE_{name.upper()}" for name in GatewaySettings.model_fields)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setting_is_in_env_example(name: str) -> None:
+    assert f"#{name}=" in (ROOT / ".env.example").read_text()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setting_is_in_readme(name: str) -> None:
+    assert f"| `{name}` |" in (ROOT / "README.md").read_text()
