@@ -6,15 +6,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
+from gateway.auth import KeyRing, bootstrap_key
 from gateway.errors import install_error_handlers
 from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from gateway.openapi import build_openapi
 from gateway.predict import Predictor
-from gateway.routes import health, legacy, models, predict
+from gateway.ratelimit import RateLimiter
+from gateway.routes import admin, health, legacy, models, predict
 from gateway.serving import ModelManager
 from gateway.settings import GatewaySettings
 from gateway.specs import parse_specs
@@ -44,11 +49,31 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             allow_pickle=settings.allow_pickle,
         )
         timeout = settings.redis_timeout_seconds
+        redis = _redis(settings.redis_url, timeout)
+        keys = KeyRing(
+            redis,
+            settings.key_prefix,
+            settings.keys_refresh_seconds,
+            bootstrap_key(settings.bootstrap_admin_key_sha256, settings.bootstrap_admin_owner),
+        )
+        limiter = RateLimiter(
+            settings.redis_url,
+            settings.key_prefix,
+            {
+                "predict": settings.predict_limit,
+                "jobs": settings.jobs_limit,
+                "reads": settings.reads_limit,
+            },
+            fail_open=settings.rate_limit_fail_open,
+            timeout=timeout,
+        )
         state = GatewayState(
             settings=settings,
             models=manager,
             predictor=Predictor(settings.predict_threads, settings.max_pending_predictions),
-            redis=_redis(settings.redis_url, timeout),
+            keys=keys,
+            limiter=limiter,
+            redis=redis,
             cache=(
                 _redis(settings.cache_url, timeout)
                 if settings.cache_url and settings.cache_url != settings.redis_url
@@ -57,12 +82,15 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             http=httpx.AsyncClient(timeout=max(timeout, 1.0)),
         )
         app.state.gateway = state
+        await keys.refresh()  # one attempt now; the loop keeps trying if Redis is not up yet
+        keys.start()
         manager.start()  # loads in the background: the gateway is alive before it is ready
         logger.info("gateway started", extra={"models": settings.models})
         try:
             yield
         finally:
             await manager.stop()
+            await keys.stop()
             state.predictor.close()
             await state.redis.aclose()
             if state.cache is not None:
@@ -79,8 +107,23 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
         openapi_url="/openapi.json" if docs else None,
     )
     install_error_handlers(app)
-    for module in (health, legacy, models, predict):
+    if docs:
+
+        def openapi() -> dict[str, Any]:
+            state = getattr(app.state, "gateway", None)
+            return build_openapi(app, state.models if state else None, settings)
+
+        app.openapi = openapi  # type: ignore[method-assign]
+    for module in (health, legacy, models, predict, admin):
         app.include_router(module.router)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
+        )
     # Added last runs first: the request id exists before the body limit can refuse anything.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

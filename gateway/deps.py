@@ -1,11 +1,15 @@
-"""FastAPI dependencies as `Annotated` aliases."""
+"""FastAPI dependencies as `Annotated` aliases: the state, and keys with their scope and limit."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gateway.auth import Forbidden, Unauthorized
+from gateway.keys import ApiKey
+from gateway.metrics import AUTH_FAILURES
 from gateway.state import GatewayState
 
 
@@ -14,4 +18,30 @@ def get_state(request: Request) -> GatewayState:
     return state
 
 
+def require(scope: str, kind: str) -> Callable[[Request], Awaitable[ApiKey]]:
+    """A dependency that authenticates the key, checks `scope`, then counts the `kind` limit."""
+
+    async def authenticated(request: Request) -> ApiKey:
+        state = get_state(request)
+        try:
+            key = state.keys.authenticate(request.headers, scope)
+        except Unauthorized:
+            AUTH_FAILURES.labels(status="401").inc()
+            raise
+        except Forbidden:
+            AUTH_FAILURES.labels(status="403").inc()
+            raise
+        # Read by the request middleware: logged with the request, sent with the response.
+        request.state.api_key_id = key.id
+        request.state.owner = key.owner
+        decision = await state.limiter.check(kind, key)
+        request.state.response_headers = decision.headers
+        return key
+
+    return authenticated
+
+
 StateDep = Annotated[GatewayState, Depends(get_state)]
+PredictKey = Annotated[ApiKey, Depends(require("predict", "predict"))]
+ReadKey = Annotated[ApiKey, Depends(require("predict", "reads"))]
+AdminKey = Annotated[ApiKey, Depends(require("admin", "reads"))]

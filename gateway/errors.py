@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from collections.abc import Mapping
 
 import orjson
 from fastapi import FastAPI, Request
@@ -37,6 +38,11 @@ STATUS_BY_CODE = {
     "invalid_input": 422,
     "unknown_field": 422,
     "invalid_request": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "rate_limited": 429,
+    "rate_limit_unavailable": 503,
+    "invalid_key_spec": 422,
     "model_not_found": 404,
     "alias_not_found": 404,
     "version_not_found": 404,
@@ -97,9 +103,10 @@ def error_body(code: str, message: str) -> bytes:
     )
 
 
-def error_response(code: str, message: str) -> Response:
+def error_response(code: str, message: str, extra: Mapping[str, str] | None = None) -> Response:
     status = STATUS_BY_CODE.get(code, 500)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+    headers.update(extra or {})
     return Response(
         error_body(code, message), status, headers=headers, media_type="application/json"
     )
@@ -110,7 +117,7 @@ async def _modelgate_error(request: Request, exc: Exception) -> Response:
     if exc.code not in STATUS_BY_CODE:
         logger.error("unmapped error code %s", exc.code)
         return error_response("internal", "the request failed")
-    return error_response(exc.code, exc.message)
+    return error_response(exc.code, exc.message, getattr(exc, "headers", None))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -118,7 +125,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error_response("not_found", "no such route")
     if exc.status_code == 405:
-        return error_response("method_not_allowed", "method not allowed on this route")
+        return error_response(
+            "method_not_allowed",
+            "method not allowed on this route",
+            exc.headers,  # Allow
+        )
     return Response(
         error_body("http_error", "the request was refused"),
         exc.status_code,

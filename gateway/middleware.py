@@ -15,6 +15,16 @@ logger = logging.getLogger("gateway.access")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
+#: Sent with every response; the API serves JSON only, so nothing may frame or sniff it.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
 
 class RequestContextMiddleware:
     """Give every request an id (a sane incoming `X-Request-ID` is kept) and log it once."""
@@ -29,6 +39,9 @@ class RequestContextMiddleware:
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        state = scope.setdefault("state", {})
+        # The interactive docs load scripts; every other route gets the strict policy.
+        csp = [] if scope["path"].startswith("/docs") else [_API_CSP]
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -40,6 +53,10 @@ class RequestContextMiddleware:
                 response_started = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(SECURITY_HEADERS + csp)
+                for name, value in (state.get("response_headers") or {}).items():
+                    if not any(k.lower() == name.lower().encode() for k, _ in headers):
+                        headers.append((name.lower().encode(), value.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -61,6 +78,8 @@ class RequestContextMiddleware:
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "api_key_id": state.get("api_key_id"),
+                    "owner": state.get("owner"),
                 },
             )
             request_id_var.reset(token)

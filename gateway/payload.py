@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -31,4 +32,13 @@ async def read_json(request: Request, *, missing_type_is_json: bool = False) -> 
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
+        pass
+    # orjson refuses integers past 64 bits, which JSON allows; the slow parser settles those.
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
         raise InvalidJson("the body is not valid JSON") from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")

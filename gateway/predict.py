@@ -10,10 +10,12 @@ from typing import Any
 
 from gateway.errors import Overloaded, TooManyRows, UnknownField
 from gateway.serving import ModelManager
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, VersionNotFound
 from registry.model import LoadedModel, Prediction
 
 _V1_FIELDS = frozenset({"instances", "records", "version"})
+#: MLflow versions are 32-bit integers; a larger one cannot exist (and is not sent to MLflow).
+MAX_VERSION = 2**31 - 1
 
 
 class Predictor:
@@ -50,8 +52,12 @@ def parse_version(body: Mapping[str, Any]) -> int | None:
         return None
     if isinstance(raw, str) and raw.isascii() and raw.isdigit():
         raw = int(raw)
+    if isinstance(raw, float) and raw.is_integer():  # JSON has one number type: 2.0 is 2
+        raw = int(raw)
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
         raise InvalidInput("'version' must be a positive integer")
+    if raw > MAX_VERSION:
+        raise VersionNotFound(f"no version {raw}")
     return raw
 
 

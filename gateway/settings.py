@@ -51,7 +51,53 @@ class GatewaySettings(SharedSettings):
     """Level of the JSON logs on stdout."""
 
     enable_docs: bool = False
-    """Serve /docs and /openapi.json."""
+    """Serve /docs and /openapi.json (public when on)."""
+
+    keys_refresh_seconds: float = Field(default=2.0, gt=0)
+    """How often the snapshot of API keys is re-read: the delay of a new or revoked key."""
+
+    bootstrap_admin_key_sha256: str | None = None
+    """SHA-256 (hex) of an admin key accepted without being in Redis, for a fresh deployment."""
+
+    bootstrap_admin_owner: str = "admin"
+    """Owner (tenant) name of the bootstrap admin key."""
+
+    predict_limit: str = "1200/minute"
+    """Default limit of prediction requests per key (a key may carry its own)."""
+
+    jobs_limit: str = "120/hour"
+    """Default limit of batch-job submissions per key."""
+
+    reads_limit: str = "6000/minute"
+    """Default limit of reads per key (model listings, job polling and results)."""
+
+    rate_limit_fail_open: bool = True
+    """When the rate-limit Redis is unreachable: admit (true) or answer 503 (false)."""
+
+    cors_origins: str = ""
+    """Comma-separated origins allowed by CORS; empty turns CORS off."""
+
+    metrics_port: int | None = None
+    """Port of the Prometheus metrics server (never exposed by nginx or Ingress); off if unset."""
+
+    @field_validator("predict_limit", "jobs_limit", "reads_limit")
+    @classmethod
+    def _limit_parses(cls, value: str) -> str:
+        from gateway.keys import parse_one_limit
+
+        parse_one_limit(value)  # raises ValueError on anything but one "N/period"
+        return value
+
+    @field_validator("bootstrap_admin_key_sha256")
+    @classmethod
+    def _is_sha256(cls, value: str | None) -> str | None:
+        if value and (len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value)):
+            raise ValueError("must be the 64 hex digits of a SHA-256")
+        return value or None
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @field_validator("models")
     @classmethod

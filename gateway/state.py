@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import httpx
 from redis.asyncio import Redis
 
+from gateway.auth import KeyRing
 from gateway.predict import Predictor
+from gateway.ratelimit import RateLimiter
 from gateway.serving import ModelManager
 from gateway.settings import GatewaySettings
 
@@ -17,6 +19,8 @@ class GatewayState:
     settings: GatewaySettings
     models: ModelManager
     predictor: Predictor
+    keys: KeyRing
+    limiter: RateLimiter
     redis: Redis
     cache: Redis | None
     http: httpx.AsyncClient

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
@@ -161,7 +162,13 @@ def rollback_(ctx: click.Context, name: str, alias: str) -> None:
 
 
 def run() -> None:
-    """Console entry point: typed errors become one line on stderr and exit code 1."""
+    """Console entry point: typed errors become one line on stderr and exit code 1.
+
+    Other packages add command groups (`keys`, later `jobs`) through the `modelgate.commands`
+    entry points, so the registry never imports them.
+    """
+    for entry in entry_points(group="modelgate.commands"):
+        main.add_command(entry.load(), entry.name)
     try:
         main(standalone_mode=True)
     except ModelgateError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -10,7 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from registry.errors import InvalidInput
 from registry.signature import Signature
+
+logger = logging.getLogger(__name__)
 
 # Estimators whose `predict` is the argmax of `predict_proba` over `classes_`, so one call gives
 # both. Others (SVC's Platt scaling, for one) may disagree, so they get two calls.
@@ -84,7 +88,20 @@ class LoadedModel:
         return np.asarray(rows, dtype=np.float64)
 
     def predict(self, rows: list[list[Any]]) -> Prediction:
-        """Predict validated rows; CPU-bound, so callers run it off the event loop."""
+        """Predict validated rows; CPU-bound, so callers run it off the event loop.
+
+        Values the signature allows can still be out of the estimator's range (forests work in
+        float32): scikit-learn's ValueError then becomes InvalidInput, never a server error.
+        """
+        try:
+            return self._predict(rows)
+        except (ValueError, OverflowError) as exc:
+            logger.info("model %s v%s refused rows: %s", self.name, self.version, type(exc))
+            raise InvalidInput(
+                "the model cannot score these rows (a value is out of its numeric range)"
+            ) from None
+
+    def _predict(self, rows: list[list[Any]]) -> Prediction:
         data = self.to_input(rows)
         if not self.has_probabilities:
             return Prediction(np.asarray(self.estimator.predict(data)).tolist(), None)

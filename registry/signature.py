@@ -15,6 +15,8 @@ from registry.errors import InvalidInput
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 INTEGER_TYPES = frozenset({"long", "integer"})
 KNOWN_TYPES = NUMERIC_TYPES | {"boolean", "string"}
+#: Largest magnitude accepted for a number: float32's range, in which tree models compute.
+MAX_MAGNITUDE = 3.0e38
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ def _check_value(index: int, feature: Feature, value: Any) -> None:
             raise InvalidInput(f"row {index}, column '{feature.name}': expected a number")
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInput(f"row {index}, column '{feature.name}': must be a finite number")
+        if abs(value) > MAX_MAGNITUDE:
+            raise InvalidInput(f"row {index}, column '{feature.name}': number out of range")
         if kind in INTEGER_TYPES and isinstance(value, float) and not value.is_integer():
             raise InvalidInput(f"row {index}, column '{feature.name}': expected an integer")
     elif kind == "boolean":

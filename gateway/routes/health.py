@@ -20,10 +20,11 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(state: StateDep) -> Response:
-    """200 once every configured model is loaded; a dependency outage is reported, not fatal."""
+    """200 once every configured model and the API keys are loaded; outages are reported only."""
     models = state.models
+    ready = models.ready and state.keys.loaded_at is not None
     report = {
-        "status": "ready" if models.ready else "loading",
+        "status": "ready" if ready else "loading",
         "models": {
             name: {
                 "alias": spec.alias,
@@ -33,8 +34,9 @@ async def readyz(state: StateDep) -> Response:
             }
             for name, spec in models.specs.items()
         },
+        "keys": {"loaded": state.keys.loaded_at is not None, "loaded_at": state.keys.loaded_at},
         "dependencies": await dependency_report(
             state.redis, state.cache, state.http, state.settings.mlflow_tracking_uri
         ),
     }
-    return json_response(report, status=200 if models.ready else 503)
+    return json_response(report, status=200 if ready else 503)

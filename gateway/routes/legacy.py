@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.deps import StateDep
+from gateway.deps import PredictKey, ReadKey, StateDep
 from gateway.payload import read_json
 from gateway.predict import legacy_rows, serve
 from gateway.routes.responses import json_response
@@ -36,7 +36,7 @@ _BODY_DOC: dict[str, Any] = {
 
 
 @router.post("/predict", openapi_extra=_BODY_DOC)
-async def predict(request: Request, state: StateDep) -> Response:
+async def predict(request: Request, state: StateDep, key: PredictKey) -> Response:
     """`{"features": [[...]]}` in, `{"predictions", "probabilities"}` out, default model."""
     rows = legacy_rows(await read_json(request, missing_type_is_json=True))
     loaded, result = await serve(
@@ -62,7 +62,7 @@ async def health(state: StateDep) -> Response:
 
 
 @router.get("/model-info")
-async def model_info(state: StateDep) -> Response:
+async def model_info(state: StateDep, key: ReadKey) -> Response:
     """Type, feature and class counts, name and version of the default model."""
     model = state.models.default()
     classes = model.classes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from gateway.deps import StateDep
+from gateway.deps import ReadKey, StateDep
 from gateway.routes.responses import json_response
 from registry.errors import ModelNotFound
 
@@ -13,13 +13,13 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/models")
-async def list_models(state: StateDep) -> Response:
+async def list_models(state: StateDep, key: ReadKey) -> Response:
     """Every configured model: alias, versions served, signature, classes, metrics, runtime."""
     return json_response({"models": [state.models.describe(n) for n in state.models.specs]})
 
 
 @router.get("/v1/models/{model}")
-async def get_model(model: str, state: StateDep) -> Response:
+async def get_model(model: str, state: StateDep, key: ReadKey) -> Response:
     """One model; `name@alias` also loads and reports the version that alias points to."""
     name, _, alias = model.partition("@")
     spec = state.models.specs.get(name)

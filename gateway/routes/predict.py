@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from gateway.deps import StateDep
+from gateway.deps import PredictKey, StateDep
 from gateway.payload import read_json
 from gateway.predict import serve, v1_request
 from gateway.routes.responses import json_response
@@ -37,7 +37,7 @@ _BODY_DOC: dict[str, Any] = {
 
 
 @router.post("/v1/models/{model}/predict", openapi_extra=_BODY_DOC)
-async def predict(model: str, request: Request, state: StateDep) -> Response:
+async def predict(model: str, request: Request, state: StateDep, key: PredictKey) -> Response:
     """Predict rows with `model` (`name` or `name@alias`), optionally pinned to a version."""
     kind, rows, version = v1_request(await read_json(request))
     loaded, result = await serve(

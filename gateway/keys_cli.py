@@ -1,0 +1,145 @@
+"""`modelgate keys ...`: create, import, list and revoke API keys in the durable Redis."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from redis import Redis
+from redis.exceptions import RedisError
+
+from gateway.keys import SCOPES, KeyStore
+from worker.settings import SharedSettings
+
+
+def _store() -> KeyStore:
+    settings = SharedSettings()
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    return KeyStore(redis, settings.key_prefix)
+
+
+def _scopes(text: str) -> list[str]:
+    return [s for s in text.split(",") if s.strip()]
+
+
+@click.group()
+def keys() -> None:
+    """Manage API keys (stored as SHA-256 hashes in the durable Redis)."""
+
+
+@keys.command()
+@click.option("--name", required=True, help="What the key is for (shown in listings and logs).")
+@click.option("--owner", required=True, help="Tenant that owns the key (and its jobs).")
+@click.option("--scopes", default="predict", show_default=True, help=f"Of: {','.join(SCOPES)}.")
+@click.option("--predict-limit", help="e.g. 600/minute (default: the gateway's).")
+@click.option("--jobs-limit", help="e.g. 100/hour (default: the gateway's).")
+@click.option("--reads-limit", help="e.g. 6000/minute (default: the gateway's).")
+def create(
+    name: str,
+    owner: str,
+    scopes: str,
+    predict_limit: str | None,
+    jobs_limit: str | None,
+    reads_limit: str | None,
+) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    record, value = _store().create(
+        name=name,
+        owner=owner,
+        scopes=_scopes(scopes),
+        predict_limit=predict_limit,
+        jobs_limit=jobs_limit,
+        reads_limit=reads_limit,
+    )
+    click.echo(
+        f"created key {record.id} for {owner} ({','.join(record.scopes)}); it is shown once:"
+    )
+    click.echo(value)
+
+
+@keys.command(name="import")
+@click.option("--name", required=True)
+@click.option("--owner", required=True)
+@click.option("--scopes", default="predict", show_default=True, help=f"Of: {','.join(SCOPES)}.")
+@click.option("--predict-limit")
+@click.option("--jobs-limit")
+@click.option("--reads-limit")
+def import_(
+    name: str,
+    owner: str,
+    scopes: str,
+    predict_limit: str | None,
+    jobs_limit: str | None,
+    reads_limit: str | None,
+) -> None:
+    """Import an existing key value read from standard input, so its clients keep it."""
+    value = sys.stdin.readline().strip()
+    record, _ = _store().create(
+        name=name,
+        owner=owner,
+        scopes=_scopes(scopes),
+        predict_limit=predict_limit,
+        jobs_limit=jobs_limit,
+        reads_limit=reads_limit,
+        value=value,
+    )
+    click.echo(f"imported key {record.id} for {owner} ({','.join(record.scopes)})")
+
+
+@keys.command(name="list")
+def list_() -> None:
+    """List keys: ids, names, owners, scopes, limits; never secrets or hashes."""
+    for record in _store().all():
+        limits = "/".join(
+            str(x or "-") for x in (record.predict_limit, record.jobs_limit, record.reads_limit)
+        )
+        state = "revoked" if record.revoked else "active"
+        click.echo(
+            f"{record.id}\t{record.name}\t{record.owner}\t{','.join(record.scopes)}\t"
+            f"limits {limits}\t{state}"
+        )
+
+
+@keys.command()
+@click.argument("key_id")
+def revoke(key_id: str) -> None:
+    """Revoke a key by id; every gateway refuses it within MODELGATE_KEYS_REFRESH_SECONDS."""
+    record = _store().revoke(key_id)
+    click.echo(f"revoked key {record.id} ({record.name}, {record.owner})")
+
+
+@keys.command()
+@click.option("--file", "path", type=click.Path(path_type=Path), default=Path("var/dev-api-key"))
+@click.option("--wait-seconds", default=0.0, type=float, help="Wait this long for Redis.")
+def dev(path: Path, wait_seconds: float) -> None:
+    """Make sure a development key with every scope exists; reuse the one in FILE."""
+    store = _store()
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            store.redis.ping()
+            break
+        except RedisError:
+            if time.monotonic() >= deadline:
+                raise click.ClickException("Redis is not reachable") from None
+            time.sleep(0.5)
+    value = path.read_text().strip() if path.is_file() else ""
+    if value:
+        found = store.find_by_value(value)
+        if found is not None and not found.revoked:
+            click.echo(f"development key {found.id} reused from {path}")
+            return
+        if found is None:  # Redis lost it (var/redis deleted): store the same key again
+            record, _ = store.create(name="dev", owner="dev", scopes=SCOPES, value=value)
+            click.echo(f"development key from {path} stored again as {record.id}")
+            return
+        # A revoked key stays revoked: a fresh one replaces it below.
+    record, value = store.create(name="dev", owner="dev", scopes=SCOPES)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    click.echo(f"development key {record.id} written to {path}")
