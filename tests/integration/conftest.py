@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
+from gateway.keys import SCOPES, KeyStore
 from registry.client import Registry, configure_mlflow_http
 from registry.loader import load_version
 from registry.model import LoadedModel
@@ -67,6 +69,24 @@ def redis_cache(workdir: Path) -> Iterator[RedisServer]:
 
 GatewayFactory = Callable[..., Gateway]
 
+#: Every test gateway uses this key prefix, so nothing collides with another user of a server.
+KEY_PREFIX = "mgtest:"
+
+
+def make_key(redis_url: str, **options: object) -> str:
+    """Store a key with every scope (and generous limits unless given) and return its value."""
+    spec: dict[str, object] = {
+        "name": "test",
+        "owner": "tests",
+        "scopes": SCOPES,
+        "predict_limit": "100000/minute",
+        "reads_limit": "100000/minute",
+    }
+    spec.update(options)
+    with Redis.from_url(redis_url) as redis:
+        _, value = KeyStore(redis, KEY_PREFIX).create(**spec)  # type: ignore[arg-type]
+    return value
+
 
 @pytest.fixture(scope="session")
 def gateway_factory(
@@ -75,11 +95,15 @@ def gateway_factory(
     """Start gateways with test-fast settings; each is stopped at the end of the session."""
     started: list[Gateway] = []
 
-    def start(ready: bool = True, **settings: str) -> Gateway:
+    def start(ready: bool = True, api_key: str | None = "new", **settings: str) -> Gateway:
+        """A gateway with `settings` (MODELGATE_ names, lower case, without the prefix); with
+        `api_key="new"` a key with every scope is created in its Redis first."""
         env = {
             "MODELGATE_MLFLOW_TRACKING_URI": mlflow_server.url,
             "MODELGATE_REDIS_URL": redis_durable.url,
             "MODELGATE_CACHE_URL": redis_cache.url,
+            "MODELGATE_KEY_PREFIX": KEY_PREFIX,
+            "MODELGATE_KEYS_REFRESH_SECONDS": "0.3",
             "MODELGATE_REFRESH_SECONDS": "0.3",
             "MODELGATE_MODEL_LOAD_RETRY_SECONDS": "0.3",
             "MODELGATE_REGISTRY_MAX_RETRIES": "0",
@@ -87,7 +111,9 @@ def gateway_factory(
             "MODELGATE_LOG_LEVEL": "INFO",
         }
         env.update({f"MODELGATE_{k.upper()}": v for k, v in settings.items()})
-        gateway = Gateway(workdir / "gateways", env)
+        if api_key == "new":
+            api_key = make_key(env["MODELGATE_REDIS_URL"])
+        gateway = Gateway(workdir / "gateways", env, api_key)
         started.append(gateway)
         try:
             gateway.start(ready=ready)

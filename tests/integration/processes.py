@@ -177,10 +177,15 @@ class MlflowServer(Service):
 
 
 class Gateway(Service):
-    """`python -m gateway` with settings given as MODELGATE_* environment variables."""
+    """`python -m gateway` with settings given as MODELGATE_* environment variables.
 
-    def __init__(self, workdir: Path, settings: dict[str, str]) -> None:
+    `http` is a client that sends `api_key` (when set) with every request.
+    """
+
+    def __init__(self, workdir: Path, settings: dict[str, str], api_key: str | None = None) -> None:
         self.port = free_port()
+        self.api_key = api_key
+        self._http: httpx.Client | None = None
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
         env.update({"MODELGATE_HOST": "127.0.0.1", "MODELGATE_PORT": str(self.port)})
         env.update(settings)
@@ -196,6 +201,19 @@ class Gateway(Service):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            headers = {"X-API-Key": self.api_key} if self.api_key else {}
+            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return self._http
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        super().stop(sig, timeout)
 
     def start(self, ready: bool = True) -> None:
         super().start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.integration.processes import Gateway
@@ -74,8 +73,24 @@ CASES = [
         "/v1/models/iris/predict",
         b'{"instances": [[1e999, 2, 3, 4]]}',
         JSON,
-        400,
-        "invalid_json",
+        422,
+        "invalid_input",
+    ),
+    (
+        "huge integer",
+        "/v1/models/iris/predict",
+        b'{"instances": [[1' + b"0" * 400 + b", 2, 3, 4]]}",
+        JSON,
+        422,
+        "invalid_input",
+    ),
+    (
+        "version out of range",
+        "/v1/models/iris/predict",
+        b'{"instances": [[1, 2, 3, 4]], "version": 99999999999999999999}',
+        JSON,
+        404,
+        "version_not_found",
     ),
     ("no rows", "/v1/models/iris/predict", b'{"instances": []}', JSON, 422, "invalid_input"),
     (
@@ -165,7 +180,7 @@ CASES = [
     ("name", "path", "body", "headers", "status", "code"), CASES, ids=[c[0] for c in CASES]
 )
 def test_bad_input_is_a_4xx_envelope(gateway: Gateway, name, path, body, headers, status, code):
-    response = httpx.post(gateway.url + path, content=body, headers=headers)
+    response = gateway.http.post(path, content=body, headers=headers)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code
@@ -173,7 +188,7 @@ def test_bad_input_is_a_4xx_envelope(gateway: Gateway, name, path, body, headers
     assert "Traceback" not in response.text and 'File "' not in response.text
     if b"two" in body:
         assert "two" not in error["message"]  # the input is never echoed back
-    assert httpx.post(f"{gateway.url}/v1/models/iris/predict", json=GOOD).status_code == 200
+    assert gateway.http.post("/v1/models/iris/predict", json=GOOD).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -186,17 +201,15 @@ def test_bad_input_is_a_4xx_envelope(gateway: Gateway, name, path, body, headers
     ids=["missing feature", "unknown feature", "text value"],
 )
 def test_bad_records(gateway: Gateway, record):
-    response = httpx.post(
-        f"{gateway.url}/v1/models/iris/predict", json={"records": [RECORD, record]}
-    )
+    response = gateway.http.post("/v1/models/iris/predict", json={"records": [RECORD, record]})
     assert response.status_code == 422
     assert response.json()["error"]["message"].startswith("row 1")
     assert "wide" not in response.text
 
 
 def test_too_many_rows_points_to_batch_jobs(gateway: Gateway):
-    response = httpx.post(
-        f"{gateway.url}/v1/models/iris/predict", json={"instances": [[1.0, 2.0, 3.0, 4.0]] * 1001}
+    response = gateway.http.post(
+        "/v1/models/iris/predict", json={"instances": [[1.0, 2.0, 3.0, 4.0]] * 1001}
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_many_rows"
@@ -205,7 +218,7 @@ def test_too_many_rows_points_to_batch_jobs(gateway: Gateway):
 
 def test_body_over_the_limit_by_content_length(gateway: Gateway):
     big = b'{"instances": [' + b"[1.0, 2.0, 3.0, 4.0]," * 5000 + b"[1.0, 2.0, 3.0, 4.0]]}"
-    response = httpx.post(f"{gateway.url}/v1/models/iris/predict", content=big, headers=JSON)
+    response = gateway.http.post("/v1/models/iris/predict", content=big, headers=JSON)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "body_too_large"
 
@@ -222,14 +235,14 @@ def test_body_over_the_limit_while_streaming(gateway: Gateway):
             yield b" " * 4096
         yield b"]}"
 
-    response = httpx.post(f"{gateway.url}/v1/models/iris/predict", content=chunks(), headers=JSON)
+    response = gateway.http.post("/v1/models/iris/predict", content=chunks(), headers=JSON)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "body_too_large"
-    assert httpx.post(f"{gateway.url}/v1/models/iris/predict", json=GOOD).status_code == 200
+    assert gateway.http.post("/v1/models/iris/predict", json=GOOD).status_code == 200
 
 
 def test_deep_nesting_is_refused(gateway: Gateway):
     deep = b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}"
-    response = httpx.post(f"{gateway.url}/v1/models/iris/predict", content=deep, headers=JSON)
+    response = gateway.http.post("/v1/models/iris/predict", content=deep, headers=JSON)
     assert response.status_code in (400, 422)
     assert "error" in response.json()

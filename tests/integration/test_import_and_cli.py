@@ -6,7 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import httpx
 import joblib
 import numpy as np
 from sklearn.datasets import load_diabetes, load_wine
@@ -68,7 +67,7 @@ def test_import_model_with_preprocessor_serves_the_same_predictions(
 
     gateway = gateway_factory(models="wine@production,diabetes@production")
     rows = frame.iloc[::9].to_numpy().tolist()
-    response = httpx.post(f"{gateway.url}/v1/models/wine/predict", json={"instances": rows})
+    response = gateway.http.post("/v1/models/wine/predict", json={"instances": rows})
     assert response.status_code == 200, response.text
     expected = model.predict_proba(scaler.transform(np.asarray(rows)))
     assert (
@@ -76,18 +75,18 @@ def test_import_model_with_preprocessor_serves_the_same_predictions(
     )
     assert np.allclose(response.json()["probabilities"], expected, atol=1e-12)
     records = frame.iloc[::9].to_dict(orient="records")
-    by_name = httpx.post(f"{gateway.url}/v1/models/wine/predict", json={"records": records})
+    by_name = gateway.http.post("/v1/models/wine/predict", json={"records": records})
     assert by_name.json()["predictions"] == response.json()["predictions"]
 
     reg_rows = diabetes.data[:5].tolist()
-    reg = httpx.post(f"{gateway.url}/v1/models/diabetes/predict", json={"instances": reg_rows})
+    reg = gateway.http.post("/v1/models/diabetes/predict", json={"instances": reg_rows})
     assert reg.status_code == 200, reg.text
     assert reg.json()["probabilities"] is None and reg.json()["classes"] is None
     assert np.allclose(reg.json()["predictions"], regressor.predict(np.asarray(reg_rows)))
     # The legacy route serves the first configured model.
-    legacy = httpx.post(f"{gateway.url}/predict", json={"features": rows[:1]})
+    legacy = gateway.http.post("/predict", json={"features": rows[:1]})
     assert legacy.json()["predictions"] == response.json()["predictions"][:1]
-    info = httpx.get(f"{gateway.url}/model-info").json()
+    info = gateway.http.get("/model-info").json()
     assert info["model_type"] == "LogisticRegression" and info["n_features"] == 13
 
 

@@ -257,7 +257,11 @@ def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
             assert f"http://127.0.0.1:{stack.mlflow_port}\n" in stack_env
             assert f"redis://127.0.0.1:{stack.redis_port + 1}/0\n" in stack_env
 
-            response = client.post(f"{stack.url}/predict", json=ROW)
+            dev_key = (checkout_copy / "var" / "dev-api-key").read_text().strip()
+            assert dev_key.startswith("mg_")
+            assert client.post(f"{stack.url}/predict", json=ROW).status_code == 401
+            headers = {"X-API-Key": dev_key}
+            response = client.post(f"{stack.url}/predict", json=ROW, headers=headers)
             assert response.status_code == 200, response.text
             body = response.json()
             assert body["predictions"] == [0]
@@ -271,7 +275,9 @@ def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
             stack.start()
             stack.wait_ready(client)
             stack.wait_trainer_done()
-            response = client.post(f"{stack.url}/predict", json=ROW)
+            # The development key is reused, not replaced.
+            assert (checkout_copy / "var" / "dev-api-key").read_text().strip() == dev_key
+            response = client.post(f"{stack.url}/predict", json=ROW, headers=headers)
             assert response.status_code == 200, response.text
             assert _registered_versions(checkout_copy) == [1]
             stack.stop()

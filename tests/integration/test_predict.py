@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import numpy as np
 from sklearn.datasets import load_iris
 
@@ -18,7 +17,7 @@ ROWS = load_iris().data[::7].tolist()
 
 def test_v1_instances_match_the_registered_model(gateway: Gateway, iris: dict[int, LoadedModel]):
     model = iris[1]
-    response = httpx.post(f"{gateway.url}/v1/models/iris/predict", json={"instances": ROWS})
+    response = gateway.http.post("/v1/models/iris/predict", json={"instances": ROWS})
     assert response.status_code == 200, response.text
     body = response.json()
     expected = model.estimator.predict_proba(np.asarray(ROWS))
@@ -32,15 +31,15 @@ def test_v1_instances_match_the_registered_model(gateway: Gateway, iris: dict[in
 def test_records_equal_instances(gateway: Gateway, iris: dict[int, LoadedModel]):
     names = iris[1].signature.names
     records = [dict(zip(reversed(names), reversed(row), strict=True)) for row in ROWS]
-    by_records = httpx.post(f"{gateway.url}/v1/models/iris/predict", json={"records": records})
-    by_instances = httpx.post(f"{gateway.url}/v1/models/iris/predict", json={"instances": ROWS})
+    by_records = gateway.http.post("/v1/models/iris/predict", json={"records": records})
+    by_instances = gateway.http.post("/v1/models/iris/predict", json={"instances": ROWS})
     assert by_records.status_code == 200, by_records.text
     assert by_records.json() == by_instances.json()
 
 
 def test_pinned_version_and_alias_address(gateway: Gateway, iris: dict[int, LoadedModel]):
-    pinned = httpx.post(
-        f"{gateway.url}/v1/models/iris@production/predict", json={"instances": ROWS, "version": 2}
+    pinned = gateway.http.post(
+        "/v1/models/iris@production/predict", json={"instances": ROWS, "version": 2}
     )
     assert pinned.status_code == 200, pinned.text
     assert pinned.json()["version"] == 2
@@ -49,15 +48,15 @@ def test_pinned_version_and_alias_address(gateway: Gateway, iris: dict[int, Load
 
 def test_seed_api_unchanged(gateway: Gateway, iris: dict[int, LoadedModel]):
     row = [[5.1, 3.5, 1.4, 0.2]]
-    response = httpx.post(f"{gateway.url}/predict", json={"features": row})
+    response = gateway.http.post("/predict", json={"features": row})
     assert response.status_code == 200
     assert set(response.json()) == {"predictions", "probabilities"}
     assert response.json()["predictions"] == iris[1].estimator.predict(np.asarray(row)).tolist()
     # Some of SEED.md's clients send no Content-Type at all.
-    bare = httpx.post(f"{gateway.url}/predict", content=b'{"features": [[5.1, 3.5, 1.4, 0.2]]}')
+    bare = gateway.http.post("/predict", content=b'{"features": [[5.1, 3.5, 1.4, 0.2]]}')
     assert bare.status_code == 200 and bare.json() == response.json()
-    assert httpx.get(f"{gateway.url}/health").json() == {"status": "healthy", "model_loaded": True}
-    info = httpx.get(f"{gateway.url}/model-info").json()
+    assert gateway.http.get("/health").json() == {"status": "healthy", "model_loaded": True}
+    info = gateway.http.get("/model-info").json()
     assert info == {
         "model_type": "RandomForestClassifier",
         "n_features": 4,
@@ -68,9 +67,9 @@ def test_seed_api_unchanged(gateway: Gateway, iris: dict[int, LoadedModel]):
 
 
 def test_model_listing(gateway: Gateway):
-    listing = httpx.get(f"{gateway.url}/v1/models").json()["models"]
+    listing = gateway.http.get("/v1/models").json()["models"]
     assert [m["name"] for m in listing] == ["iris"]
-    one = httpx.get(f"{gateway.url}/v1/models/iris").json()
+    one = gateway.http.get("/v1/models/iris").json()
     assert one["alias"] == "production" and one["version"] == 1 and one["ready"]
     served = {v["version"]: v for v in one["versions"]}
     assert served[1]["runtime"] == "sklearn"
@@ -85,8 +84,8 @@ def test_model_listing(gateway: Gateway):
 
 
 def test_health_endpoints(gateway: Gateway):
-    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "alive"}
-    ready = httpx.get(f"{gateway.url}/readyz")
+    assert gateway.http.get("/healthz").json() == {"status": "alive"}
+    ready = gateway.http.get("/readyz")
     assert ready.status_code == 200
     deps = ready.json()["dependencies"]
     assert deps["redis"]["ok"] and deps["cache"]["ok"] and deps["registry"]["ok"]
@@ -111,5 +110,5 @@ def test_load_from_another_working_directory(tmp_path: Path, gateway: Gateway, r
         timeout=120,
         check=True,
     )
-    served = httpx.post(f"{gateway.url}/v1/models/iris/predict", json={"instances": ROWS})
+    served = gateway.http.post("/v1/models/iris/predict", json={"instances": ROWS})
     assert json.loads(out.stdout.strip().splitlines()[-1]) == served.json()["predictions"]

@@ -30,8 +30,9 @@ def _differing_rows(registry: Registry, name: str) -> tuple[list[list[float]], d
 class RequestLoop:
     """Threads that predict the same rows until stopped, recording every answer or failure."""
 
-    def __init__(self, url: str, rows: list[list[float]], threads: int = 4) -> None:
+    def __init__(self, url: str, rows: list[list[float]], headers, threads: int = 4) -> None:
         self.url = url
+        self.headers = dict(headers)
         self.rows = rows
         self.answers: list[tuple[float, int, list]] = []
         self.failures: list[str] = []
@@ -39,7 +40,7 @@ class RequestLoop:
         self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
 
     def _run(self) -> None:
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10, headers=self.headers) as client:
             while not self._stop.is_set():
                 try:
                     response = client.post(self.url, json={"instances": self.rows})
@@ -87,7 +88,7 @@ def test_promotion_and_rollback_under_load(
     gateway = gateway_factory(models=f"{name}@production", refresh_seconds="0.5")
     url = f"{gateway.url}/v1/models/{name}/predict"
 
-    with RequestLoop(url, rows) as loop:
+    with RequestLoop(url, rows, gateway.http.headers) as loop:
         time.sleep(1.0)
         promoted_after = _switch(loop, 2, lambda: promote(registry, name, 2))
         rolled_back_after = _switch(loop, 1, lambda: rollback(registry, name))
@@ -121,7 +122,7 @@ def test_changed_artifact_is_refused_and_old_version_keeps_serving(
     train_and_register(registry, TrainOptions(), name=name)
     train_and_register(registry, V2_OPTIONS, name=name)
     gateway = gateway_factory(models=f"{name}@production", refresh_seconds="0.3")
-    url = f"{gateway.url}/v1/models/{name}/predict"
+    url = f"/v1/models/{name}/predict"
 
     skops_file = _artifact_dir(mlflow_server, registry, name, 2) / "model.skops"
     assert skops_file.is_file()
@@ -129,16 +130,16 @@ def test_changed_artifact_is_refused_and_old_version_keeps_serving(
     promote(registry, name, 2)
 
     wait_until(
-        lambda: httpx.get(f"{gateway.url}/readyz").json()["models"][name]["last_error"],
+        lambda: gateway.http.get("/readyz").json()["models"][name]["last_error"],
         15,
         "the refusal",
     )
-    state = httpx.get(f"{gateway.url}/readyz").json()["models"][name]
+    state = gateway.http.get("/readyz").json()["models"][name]
     assert state["version"] == 1 and "SHA-256" in state["last_error"]
     time.sleep(1.0)  # several refresh rounds later, still version 1
-    response = httpx.post(url, json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    response = gateway.http.post(url, json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
     assert response.status_code == 200 and response.json()["version"] == 1
-    pinned = httpx.post(url, json={"instances": [[5.1, 3.5, 1.4, 0.2]], "version": 2})
+    pinned = gateway.http.post(url, json={"instances": [[5.1, 3.5, 1.4, 0.2]], "version": 2})
     assert pinned.status_code == 404
     assert pinned.json()["error"]["code"] == "artifact_rejected"
     assert "digest mismatch" in gateway.log_path.read_text()
@@ -149,13 +150,13 @@ def test_gateway_started_before_the_model_exists_becomes_ready(
 ) -> None:
     name = "iris_late"
     gateway = gateway_factory(ready=False, models=f"{name}@production")
-    not_ready = httpx.get(f"{gateway.url}/readyz")
+    not_ready = gateway.http.get("/readyz")
     assert not_ready.status_code == 503 and not_ready.json()["status"] == "loading"
-    assert httpx.get(f"{gateway.url}/health").status_code == 503
-    predict = httpx.post(f"{gateway.url}/predict", json={"features": [[5.1, 3.5, 1.4, 0.2]]})
+    assert gateway.http.get("/health").status_code == 503
+    predict = gateway.http.post("/predict", json={"features": [[5.1, 3.5, 1.4, 0.2]]})
     assert predict.status_code == 503 and predict.headers["retry-after"]
     train_and_register(registry, TrainOptions(n_estimators=10), name=name)
     gateway.wait_ready(30)
-    answer = httpx.post(f"{gateway.url}/predict", json={"features": [[5.1, 3.5, 1.4, 0.2]]})
+    answer = gateway.http.post("/predict", json={"features": [[5.1, 3.5, 1.4, 0.2]]})
     assert answer.status_code == 200
     assert np.asarray(answer.json()["probabilities"]).shape == (1, 3)

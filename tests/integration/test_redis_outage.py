@@ -5,8 +5,6 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import httpx
-
 from registry.model import LoadedModel
 from tests.integration.conftest import GatewayFactory
 from tests.integration.processes import RedisServer, wait_until
@@ -19,23 +17,23 @@ def test_redis_down_then_back(
     redis.start()
     try:
         gateway = gateway_factory(redis_url=redis.url, cache_url="")
-        ready = httpx.get(f"{gateway.url}/readyz").json()
+        ready = gateway.http.get("/readyz").json()
         assert ready["dependencies"]["redis"]["ok"] is True
 
         redis.stop(signal.SIGKILL)
         for _ in range(20):
-            response = httpx.post(
-                f"{gateway.url}/v1/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}
+            response = gateway.http.post(
+                "/v1/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}
             )
             assert response.status_code == 200
-        down = httpx.get(f"{gateway.url}/readyz")
+        down = gateway.http.get("/readyz")
         assert down.status_code == 200  # one Redis must not take every replica out of rotation
         assert down.json()["dependencies"]["redis"]["ok"] is False
         assert down.json()["dependencies"]["cache"]["ok"] is False
 
         redis.start()  # same port, same data directory
         wait_until(
-            lambda: httpx.get(f"{gateway.url}/readyz").json()["dependencies"]["redis"]["ok"],
+            lambda: gateway.http.get("/readyz").json()["dependencies"]["redis"]["ok"],
             10,
             "redis reported up",
         )

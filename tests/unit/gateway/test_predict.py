@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import Overloaded, TooManyRows, UnknownField
-from gateway.predict import Predictor, check_row_count, legacy_rows, v1_request
+from gateway.predict import Predictor, check_row_count, legacy_rows, parse_version, v1_request
 from registry.errors import InvalidInput
 from registry.model import Prediction
 
@@ -62,7 +62,7 @@ def test_v1_version_is_parsed(raw: Any, version: int | None) -> None:
     assert v1_request({"instances": ROWS, "version": raw})[2] == version
 
 
-@pytest.mark.parametrize("raw", [0, -1, "0", "-1", True, False, "x", "", 3.0, "3.0", [3]])
+@pytest.mark.parametrize("raw", [0, -1, "0", "-1", True, False, "x", "", 3.5, "3.0", [3]])
 def test_v1_bad_version_is_refused(raw: Any) -> None:
     with pytest.raises(InvalidInput, match="'version' must be a positive integer"):
         v1_request({"instances": ROWS, "version": raw})
@@ -193,3 +193,8 @@ def test_predictor_releases_its_slot_when_the_model_fails() -> None:
     finally:
         predictor.close()
     assert predictor.pending == 0
+
+
+def test_v1_integer_valued_float_version_is_that_integer() -> None:
+    # JSON has one number type: 3.0 and 3 are the same version.
+    assert parse_version({"version": 3.0}) == 3
