@@ -15,7 +15,7 @@ from registry.client import Registry, configure_mlflow_http
 from registry.digest import DIGEST_TAG
 from registry.errors import ModelgateError, RegistryUnavailable
 from registry.importer import import_joblib
-from registry.settings import RegistrySettings
+from registry.settings import STACK_ENV_FILE, RegistrySettings
 from registry.train import TrainOptions, train_and_register
 
 
@@ -29,7 +29,7 @@ from registry.train import TrainOptions, train_and_register
 def main(ctx: click.Context, tracking_uri: str | None) -> None:
     """Modelgate: serve scikit-learn models from an MLflow registry."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    settings = RegistrySettings()
+    settings = RegistrySettings(_env_file=STACK_ENV_FILE)  # type: ignore[call-arg]
     if tracking_uri:
         settings = settings.model_copy(update={"mlflow_tracking_uri": tracking_uri})
     configure_mlflow_http(settings)

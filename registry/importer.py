@@ -12,6 +12,7 @@ from sklearn.pipeline import Pipeline
 
 from registry.client import Registry
 from registry.errors import InvalidInput
+from registry.model import first_step
 from registry.publish import Published, publish
 
 EXPERIMENT = "modelgate_imports"
@@ -28,7 +29,7 @@ def build_estimator(model: Any, preprocessor: Any | None) -> Any:
 
 def example_frame(estimator: Any, sample: pd.DataFrame | None) -> pd.DataFrame:
     """Rows that show the input columns: the sample when given, else zeros of the right width."""
-    first = estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
+    first = first_step(estimator)
     names = getattr(first, "feature_names_in_", None)
     width = getattr(first, "n_features_in_", None)
     if sample is not None:
@@ -63,10 +64,10 @@ def import_joblib(
     These are the user's own files on their own machine, so unpickling them here is their call;
     what reaches the registry is a skops artifact with a recorded SHA-256.
     """
-    model = joblib.load(model_path)
+    model = _load_joblib(model_path)
     if not hasattr(model, "predict"):
         raise InvalidInput("the model has no 'predict' method")
-    preprocessor = joblib.load(preprocessor_path) if preprocessor_path else None
+    preprocessor = _load_joblib(preprocessor_path) if preprocessor_path else None
     estimator = build_estimator(model, preprocessor)
     sample = pd.read_csv(sample_path) if sample_path else None
     example = example_frame(estimator, sample)
@@ -83,3 +84,12 @@ def import_joblib(
         metrics={},
         alias=alias,
     )
+
+
+def _load_joblib(path: Path) -> Any:
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # joblib and pickle raise almost anything on a bad file
+        raise InvalidInput(
+            f"{path.name} is not a loadable joblib file ({type(exc).__name__})"
+        ) from exc

@@ -10,6 +10,8 @@ import logging
 import pickle
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,15 @@ import yaml
 from mlflow.models import Model
 
 from registry.client import Registry
-from registry.digest import DIGEST_TAG, digest_matches, directory_digest
+from registry.digest import DIGEST_TAG, digest_matches
 from registry.errors import ArtifactRejected, RegistryError, RegistryUnavailable
 from registry.model import LoadedModel
 from registry.signature import signature_from_mlflow
 
 logger = logging.getLogger(__name__)
+
+#: Modules whose types a skops artifact may ask to trust (scikit-learn's own tree, numpy dtypes).
+DEFAULT_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
 
 def load_version(
@@ -33,39 +38,33 @@ def load_version(
     version: int,
     work_dir: Path | None = None,
     allow_pickle: bool = False,
+    trusted_prefixes: tuple[str, ...] = DEFAULT_TRUSTED_PREFIXES,
 ) -> LoadedModel:
     """Download, verify and load one registered version; raises a RegistryError otherwise."""
     model_version = registry.version(name, version)
     expected = (model_version.tags or {}).get(DIGEST_TAG)
     if not expected:
         raise ArtifactRejected(f"model '{name}' version {version} has no recorded digest")
-    uri = registry.download_uri(name, version)
-    scratch = Path(tempfile.mkdtemp(prefix=f"modelgate-{name}-{version}-", dir=work_dir))
-    try:
-        try:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=uri, dst_path=str(scratch), tracking_uri=registry.tracking_uri
-                )
-            )
-        except Exception as exc:  # MLflow raises many kinds here; all mean "could not fetch".
-            logger.warning("artifact download failed for %s/%s: %s", name, version, type(exc))
-            raise RegistryUnavailable(
-                f"could not download model '{name}' version {version}"
-            ) from exc
+    with downloaded(registry, name, version, work_dir) as local:
         if not digest_matches(local, expected):
             logger.error("artifact digest mismatch for %s version %s: refused", name, version)
             raise ArtifactRejected(
                 f"model '{name}' version {version} does not match its recorded SHA-256"
             )
-        estimator = _deserialise(local, allow_pickle)
-        mlmodel = Model.load(str(local))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    signature = signature_from_mlflow(
-        mlmodel.signature.inputs if mlmodel.signature else None,
-        getattr(estimator, "n_features_in_", None),
-    )
+        try:
+            estimator = _deserialise(local, allow_pickle, trusted_prefixes)
+            mlmodel = Model.load(str(local))
+            signature = signature_from_mlflow(
+                mlmodel.signature.inputs if mlmodel.signature else None,
+                getattr(estimator, "n_features_in_", None),
+            )
+        except ArtifactRejected:
+            raise
+        except Exception as exc:  # untrusted types, version skew, a broken file: all "refused"
+            logger.error(
+                "model %s version %s could not be loaded: %s", name, version, type(exc).__name__
+            )
+            raise ArtifactRejected(f"model '{name}' version {version} could not be loaded") from exc
     metrics: dict[str, float] = {}
     if model_version.run_id:
         try:
@@ -83,13 +82,20 @@ def load_version(
     )
 
 
-def _deserialise(local: Path, allow_pickle: bool) -> Any:
+def _deserialise(local: Path, allow_pickle: bool, trusted_prefixes: tuple[str, ...]) -> Any:
     flavor = _sklearn_flavor(local)
     path = local / flavor["pickled_model"]
     fmt = flavor.get("serialization_format", "pickle")
     if fmt == "skops":
-        # The trusted list comes from MLmodel, which the verified digest covers.
-        return skops.io.load(path, trusted=list(flavor.get("skops_trusted_types") or []))
+        # The artifact names the types it wants trusted; whoever can register a model can write
+        # that list, so only types under the configured module prefixes are ever trusted.
+        trusted = [str(t) for t in flavor.get("skops_trusted_types") or []]
+        refused = [t for t in trusted if not t.startswith(trusted_prefixes)]
+        if refused:
+            raise ArtifactRejected(
+                f"the artifact asks to trust types outside the allowed modules: {refused[:3]}"
+            )
+        return skops.io.load(path, trusted=trusted)
     if fmt in ("pickle", "cloudpickle") and allow_pickle:
         with path.open("rb") as handle:
             return pickle.load(handle)  # noqa: S301 - verified artifact, opt-in setting
@@ -108,19 +114,23 @@ def _sklearn_flavor(local: Path) -> dict[str, Any]:
     return flavor
 
 
-def record_digest(registry: Registry, name: str, version: int, work_dir: Path | None = None) -> str:
-    """Fetch a just-registered version through the server and record its SHA-256 as a tag."""
-    scratch = Path(tempfile.mkdtemp(prefix="modelgate-digest-", dir=work_dir))
+@contextmanager
+def downloaded(
+    registry: Registry, name: str, version: int, work_dir: Path | None = None
+) -> Iterator[Path]:
+    """A version's artifact directory, fetched through the server, removed afterwards."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"modelgate-{name}-{version}-", dir=work_dir))
     try:
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=registry.download_uri(name, version),
-                dst_path=str(scratch),
-                tracking_uri=registry.tracking_uri,
+        uri = registry.download_uri(name, version)
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(scratch), tracking_uri=registry.tracking_uri
             )
-        )
-        digest = directory_digest(local)
+        except Exception as exc:  # MLflow raises many kinds here; all mean "could not fetch".
+            logger.warning("artifact download failed for %s/%s: %s", name, version, type(exc))
+            raise RegistryUnavailable(
+                f"could not download model '{name}' version {version}"
+            ) from exc
+        yield Path(local)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    registry.set_version_tag(name, version, DIGEST_TAG, digest)
-    return digest

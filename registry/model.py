@@ -31,10 +31,14 @@ _ARGMAX_OF_PROBA = (
 )
 
 
+def first_step(estimator: Any) -> Any:
+    """A pipeline's first step, or the estimator itself."""
+    return estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
+
+
 def fitted_on_names(estimator: Any) -> bool:
     """True when the estimator (or a pipeline's first step) was fitted on named columns."""
-    first = estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
-    return hasattr(first, "feature_names_in_")
+    return hasattr(first_step(estimator), "feature_names_in_")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ import skops.io
 from mlflow.models import infer_signature
 
 from registry.client import Registry
+from registry.digest import DIGEST_TAG, directory_digest
 from registry.errors import AliasNotFound
-from registry.loader import record_digest
+from registry.loader import downloaded
 from registry.model import fitted_on_names
 
 logger = logging.getLogger(__name__)
@@ -79,3 +80,15 @@ def publish(
             alias_set = True
     logger.info("registered %s version %s (alias set: %s)", name, version, alias_set)
     return Published(name, version, run.info.run_id, digest, alias_set)
+
+
+def record_digest(registry: Registry, name: str, version: int) -> str:
+    """Fetch a just-registered version through the server and record its SHA-256 as a tag.
+
+    The digest is of what the server holds right after registration, before any alias points
+    at the version; it detects any later change to the stored artifact.
+    """
+    with downloaded(registry, name, version) as local:
+        digest = directory_digest(local)
+    registry.set_version_tag(name, version, DIGEST_TAG, digest)
+    return digest

@@ -11,11 +11,8 @@ STACK_ENV_FILE = "var/stack.env"
 class RegistrySettings(BaseSettings):
     """Settings read by everything that talks to the MLflow registry."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MODELGATE_",
-        env_file=STACK_ENV_FILE,
-        extra="ignore",
-    )
+    # Services read only their environment; the CLIs add `_env_file=STACK_ENV_FILE`.
+    model_config = SettingsConfigDict(env_prefix="MODELGATE_", extra="ignore")
 
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
     """Address of the MLflow tracking and registry server (artifacts are proxied through it)."""
