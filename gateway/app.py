@@ -47,6 +47,7 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             cache_size=settings.version_cache_size,
             work_dir=Path(settings.model_dir) if settings.model_dir else None,
             allow_pickle=settings.allow_pickle,
+            trusted_prefixes=settings.trusted_prefixes,
         )
         timeout = settings.redis_timeout_seconds
         redis = _redis(settings.redis_url, timeout)
@@ -59,11 +60,7 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
         limiter = RateLimiter(
             settings.redis_url,
             settings.key_prefix,
-            {
-                "predict": settings.predict_limit,
-                "jobs": settings.jobs_limit,
-                "reads": settings.reads_limit,
-            },
+            settings.default_limits,
             fail_open=settings.rate_limit_fail_open,
             timeout=timeout,
         )
@@ -75,8 +72,8 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             limiter=limiter,
             redis=redis,
             cache=(
-                _redis(settings.cache_url, timeout)
-                if settings.cache_url and settings.cache_url != settings.redis_url
+                _redis(settings.effective_cache_url, timeout)
+                if settings.effective_cache_url != settings.redis_url
                 else None
             ),
             http=httpx.AsyncClient(timeout=max(timeout, 1.0)),

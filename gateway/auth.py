@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 
 from gateway.errors import GatewayError
-from gateway.keys import SCOPES, ApiKey, key_digest, key_id_of
+from gateway.keys import SCOPES, ApiKey, key_digest, key_id_of, parse_one_limit
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +109,14 @@ class KeyRing:
         keys = []
         for key_id, value in raw.items():
             try:
-                keys.append(ApiKey.from_json(value))
+                key = ApiKey.from_json(value)
+                for limit in (key.predict_limit, key.jobs_limit, key.reads_limit):
+                    if limit is not None:
+                        parse_one_limit(limit)
             except (ValueError, TypeError):  # one bad record must not freeze every other key
                 logger.error("skipping unreadable key record %r", key_id)
+                continue
+            keys.append(key)
         if self.bootstrap is not None:
             keys.append(self.bootstrap)
         self.snapshot = KeySnapshot.of(keys)

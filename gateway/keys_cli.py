@@ -5,88 +5,80 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from redis import Redis
 from redis.exceptions import RedisError
 
-from gateway.keys import SCOPES, KeyStore
+from gateway.keys import SCOPES, ApiKey, KeyStore
+from registry.settings import STACK_ENV_FILE
 from worker.settings import SharedSettings
 
 
 def _store() -> KeyStore:
-    settings = SharedSettings()
+    settings = SharedSettings(_env_file=STACK_ENV_FILE)  # type: ignore[call-arg]
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     return KeyStore(redis, settings.key_prefix)
 
 
-def _scopes(text: str) -> list[str]:
-    return [s for s in text.split(",") if s.strip()]
+class KeysGroup(click.Group):
+    """Redis being down is one line on stderr, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except RedisError as exc:
+            message = f"the durable Redis is unreachable ({type(exc).__name__})"
+            raise click.ClickException(message) from None
 
 
-@click.group()
+def _key_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options shared by `create` and `import`."""
+    for option in reversed(
+        [
+            click.option("--name", required=True, help="What the key is for (listings, logs)."),
+            click.option("--owner", required=True, help="Tenant that owns the key (and its jobs)."),
+            click.option(
+                "--scopes", default="predict", show_default=True, help=f"Of: {','.join(SCOPES)}."
+            ),
+            click.option("--predict-limit", help="e.g. 600/minute (default: the gateway's)."),
+            click.option("--jobs-limit", help="e.g. 100/hour (default: the gateway's)."),
+            click.option("--reads-limit", help="e.g. 6000/minute (default: the gateway's)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _store_key(value: str | None, **spec: str | None) -> tuple[ApiKey, str]:
+    scopes = [s for s in str(spec.pop("scopes")).split(",") if s.strip()]
+    return _store().create(scopes=scopes, value=value, **spec)  # type: ignore[arg-type]
+
+
+@click.group(cls=KeysGroup)
 def keys() -> None:
     """Manage API keys (stored as SHA-256 hashes in the durable Redis)."""
 
 
 @keys.command()
-@click.option("--name", required=True, help="What the key is for (shown in listings and logs).")
-@click.option("--owner", required=True, help="Tenant that owns the key (and its jobs).")
-@click.option("--scopes", default="predict", show_default=True, help=f"Of: {','.join(SCOPES)}.")
-@click.option("--predict-limit", help="e.g. 600/minute (default: the gateway's).")
-@click.option("--jobs-limit", help="e.g. 100/hour (default: the gateway's).")
-@click.option("--reads-limit", help="e.g. 6000/minute (default: the gateway's).")
-def create(
-    name: str,
-    owner: str,
-    scopes: str,
-    predict_limit: str | None,
-    jobs_limit: str | None,
-    reads_limit: str | None,
-) -> None:
+@_key_options
+def create(**spec: str | None) -> None:
     """Create a key and print it once; only its hash is stored."""
-    record, value = _store().create(
-        name=name,
-        owner=owner,
-        scopes=_scopes(scopes),
-        predict_limit=predict_limit,
-        jobs_limit=jobs_limit,
-        reads_limit=reads_limit,
-    )
+    record, value = _store_key(None, **spec)
     click.echo(
-        f"created key {record.id} for {owner} ({','.join(record.scopes)}); it is shown once:"
+        f"created key {record.id} for {record.owner} ({','.join(record.scopes)}); shown once:"
     )
     click.echo(value)
 
 
 @keys.command(name="import")
-@click.option("--name", required=True)
-@click.option("--owner", required=True)
-@click.option("--scopes", default="predict", show_default=True, help=f"Of: {','.join(SCOPES)}.")
-@click.option("--predict-limit")
-@click.option("--jobs-limit")
-@click.option("--reads-limit")
-def import_(
-    name: str,
-    owner: str,
-    scopes: str,
-    predict_limit: str | None,
-    jobs_limit: str | None,
-    reads_limit: str | None,
-) -> None:
+@_key_options
+def import_(**spec: str | None) -> None:
     """Import an existing key value read from standard input, so its clients keep it."""
-    value = sys.stdin.readline().strip()
-    record, _ = _store().create(
-        name=name,
-        owner=owner,
-        scopes=_scopes(scopes),
-        predict_limit=predict_limit,
-        jobs_limit=jobs_limit,
-        reads_limit=reads_limit,
-        value=value,
-    )
-    click.echo(f"imported key {record.id} for {owner} ({','.join(record.scopes)})")
+    record, _ = _store_key(sys.stdin.readline().strip(), **spec)
+    click.echo(f"imported key {record.id} for {record.owner} ({','.join(record.scopes)})")
 
 
 @keys.command(name="list")

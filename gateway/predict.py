@@ -27,13 +27,14 @@ class Predictor:
         self.pending = 0
         self._lock = threading.Lock()
 
-    async def predict(self, model: LoadedModel, rows: list[list[Any]]) -> Prediction:
+    async def predict(self, model: LoadedModel, kind: str, rows: Any) -> Prediction:
+        """Validate `rows` against the model and predict them, in one job off the event loop."""
         with self._lock:
             if self.pending >= self.max_pending:
                 raise Overloaded("too many predictions in progress; retry shortly")
             self.pending += 1
         # Released when the call really ends, even if the awaiting request was cancelled first.
-        job = self.executor.submit(model.predict, rows)
+        job = self.executor.submit(_check_and_predict, model, kind, rows)
         job.add_done_callback(self._release)
         return await asyncio.wrap_future(job)
 
@@ -95,6 +96,10 @@ def checked_rows(model: LoadedModel, kind: str, rows: Any) -> list[list[Any]]:
     return model.signature.check_instances(rows)
 
 
+def _check_and_predict(model: LoadedModel, kind: str, rows: Any) -> Prediction:
+    return model.predict(checked_rows(model, kind, rows))
+
+
 async def serve(
     models: ModelManager,
     predictor: Predictor,
@@ -107,4 +112,4 @@ async def serve(
     """The whole sync path after parsing: row limit, model lookup, validation, model call."""
     check_row_count(rows, max_rows, ref.partition("@")[0])
     model = await models.resolve(ref, version)
-    return model, await predictor.predict(model, checked_rows(model, kind, rows))
+    return model, await predictor.predict(model, kind, rows)

@@ -24,8 +24,6 @@ from gateway.metrics import RATE_LIMIT_STORAGE_ERRORS, RATE_LIMITED
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("predict", "jobs", "reads")
-
 
 class RateLimited(GatewayError):
     code = "rate_limited"

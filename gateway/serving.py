@@ -17,14 +17,19 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ModelNotReady
+from gateway.errors import ModelNotReady, Overloaded
 from gateway.specs import ModelSpec
 from registry.client import Registry
 from registry.errors import ModelNotFound, RegistryError
-from registry.loader import load_version
+from registry.loader import DEFAULT_TRUSTED_PREFIXES, load_version
 from registry.model import LoadedModel
 
 logger = logging.getLogger(__name__)
+
+#: Pinned-version loads running at once (each downloads and deserialises an artifact).
+MAX_PINNED_LOADS = 2
+#: Failed versions remembered (briefly) so that repeated requests do not hammer the registry.
+MAX_REMEMBERED_FAILURES = 256
 
 
 class ModelManager:
@@ -40,6 +45,7 @@ class ModelManager:
         cache_size: int,
         work_dir: Path | None = None,
         allow_pickle: bool = False,
+        trusted_prefixes: tuple[str, ...] = DEFAULT_TRUSTED_PREFIXES,
     ) -> None:
         self.specs = {spec.name: spec for spec in specs}
         self.default_name = specs[0].name
@@ -49,12 +55,20 @@ class ModelManager:
         self.cache_size = cache_size
         self.work_dir = work_dir
         self.allow_pickle = allow_pickle
+        self.trusted_prefixes = trusted_prefixes
         self.current: dict[str, LoadedModel] = {}
         self.last_error: dict[str, str | None] = {spec.name: None for spec in specs}
         self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._alias_seen: dict[tuple[str, str], tuple[int, float]] = {}
-        self._failed: dict[tuple[str, int], tuple[RegistryError, float]] = {}
+        # Versions that failed lately, as (error class, message, when): bounded, since clients
+        # choose the version numbers.
+        self._failed: OrderedDict[tuple[str, int], tuple[type[RegistryError], str, float]] = (
+            OrderedDict()
+        )
         self._loading: dict[tuple[str, int], asyncio.Future[LoadedModel]] = {}
+        self._refreshing = {name: asyncio.Lock() for name in self.specs}
+        # Pinned loads at once; more answer 503 instead of queueing downloads.
+        self._pinned_loads = asyncio.Semaphore(MAX_PINNED_LOADS)
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -75,11 +89,19 @@ class ModelManager:
     async def _follow(self) -> None:
         while True:
             for spec in self.specs.values():
-                await self.refresh(spec)
+                try:
+                    await self.refresh(spec)
+                except Exception:  # the loop must outlive any surprise, or promotions stop
+                    logger.exception("refresh of %s failed", spec.name)
             await asyncio.sleep(self.refresh_seconds if self.ready else self.retry_seconds)
 
     async def refresh(self, spec: ModelSpec) -> None:
         """Resolve the alias once and swap in its version when it changed."""
+        # One refresh per model at a time: an admin reload and the loop cannot swap out of order.
+        async with self._refreshing[spec.name]:
+            await self._refresh(spec)
+
+    async def _refresh(self, spec: ModelSpec) -> None:
         try:
             version = await asyncio.to_thread(self.registry.alias_version, spec.name, spec.alias)
             serving = self.current.get(spec.name)
@@ -87,7 +109,8 @@ class ModelManager:
                 self.last_error[spec.name] = None
                 return
             started = time.perf_counter()
-            model = await self._load(spec.name, version)
+            # A version served before (a rollback) is still in memory: no download.
+            model = self._extra.get((spec.name, version)) or await self._load(spec.name, version)
         except RegistryError as exc:
             if self.last_error.get(spec.name) != exc.message:
                 logger.warning(
@@ -102,6 +125,9 @@ class ModelManager:
         previous = self.current.get(spec.name)
         self.current[spec.name] = model  # the swap: one assignment on the event loop
         self.last_error[spec.name] = None
+        self._extra.pop((spec.name, model.version), None)
+        if previous is not None:
+            self._remember(previous)  # kept for a fast rollback and for pinned requests
         logger.info(
             "serving %s@%s version %s (was %s), loaded in %.0f ms",
             spec.name,
@@ -117,12 +143,18 @@ class ModelManager:
     def default(self) -> LoadedModel:
         return self._current_of(self.default_name)
 
-    async def resolve(self, ref: str, version: int | None = None) -> LoadedModel:
-        """The model for `name` or `name@alias`, optionally pinned to a version."""
-        name, _, alias = ref.partition("@")
+    def spec_of(self, ref: str) -> ModelSpec:
+        """The configured spec of `name` or `name@alias`, else ModelNotFound."""
+        name = ref.partition("@")[0]
         spec = self.specs.get(name)
         if spec is None:
-            raise ModelNotFound(f"model '{name}' is not served here")
+            raise ModelNotFound(f"model '{name[:64]}' is not served here")
+        return spec
+
+    async def resolve(self, ref: str, version: int | None = None) -> LoadedModel:
+        """The model for `name` or `name@alias`, optionally pinned to a version."""
+        spec = self.spec_of(ref)
+        name, alias = spec.name, ref.partition("@")[2]
         if version is None:
             if not alias or alias == spec.alias:
                 return self._current_of(name)
@@ -161,18 +193,27 @@ class ModelManager:
             self._extra.move_to_end(key)
             return model
         failed = self._failed.get(key)
-        if failed is not None and time.monotonic() - failed[1] < self.refresh_seconds:
-            raise failed[0]
-        try:
-            model = await self._load(name, version)
-        except RegistryError as exc:
-            self._failed[key] = (exc, time.monotonic())
-            raise
+        if failed is not None and time.monotonic() - failed[2] < self.refresh_seconds:
+            raise failed[0](failed[1])
+        if self._pinned_loads.locked():
+            raise Overloaded("other model versions are loading; retry shortly")
+        async with self._pinned_loads:
+            try:
+                model = await self._load(name, version)
+            except RegistryError as exc:
+                self._failed[key] = (type(exc), exc.message, time.monotonic())
+                while len(self._failed) > MAX_REMEMBERED_FAILURES:
+                    self._failed.popitem(last=False)
+                raise
+        self._remember(model)
+        return model
+
+    def _remember(self, model: LoadedModel) -> None:
         if self.cache_size > 0:
-            self._extra[key] = model
+            self._extra[(model.name, model.version)] = model
+            self._extra.move_to_end((model.name, model.version))
             while len(self._extra) > self.cache_size:
                 self._extra.popitem(last=False)
-        return model
 
     async def _load(self, name: str, version: int) -> LoadedModel:
         """Load one version in a thread; concurrent callers for the same version share it."""
@@ -187,6 +228,7 @@ class ModelManager:
                     version,
                     self.work_dir,
                     self.allow_pickle,
+                    self.trusted_prefixes,
                 )
             )
             self._loading[key] = pending

@@ -44,6 +44,9 @@ class GatewaySettings(SharedSettings):
     allow_pickle: bool = False
     """Load verified artifacts stored as pickle (skops is always allowed)."""
 
+    trusted_type_prefixes: str = "sklearn.,numpy.,scipy."
+    """Modules whose types a skops artifact may ask to trust (comma-separated prefixes)."""
+
     model_dir: str | None = None
     """Scratch directory for artifact downloads (the system temp directory when unset)."""
 
@@ -94,6 +97,14 @@ class GatewaySettings(SharedSettings):
         if value and (len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value)):
             raise ValueError("must be the 64 hex digits of a SHA-256")
         return value or None
+
+    @property
+    def default_limits(self) -> dict[str, str]:
+        return {"predict": self.predict_limit, "jobs": self.jobs_limit, "reads": self.reads_limit}
+
+    @property
+    def trusted_prefixes(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.trusted_type_prefixes.split(",") if p.strip())
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -7,7 +7,6 @@ from starlette.responses import Response
 
 from gateway.deps import AdminKey, StateDep
 from gateway.routes.responses import json_response
-from registry.errors import ModelNotFound
 
 router = APIRouter(tags=["admin"])
 
@@ -15,8 +14,6 @@ router = APIRouter(tags=["admin"])
 @router.post("/v1/admin/models/{model}/reload")
 async def reload_model(model: str, state: StateDep, key: AdminKey) -> Response:
     """Re-resolve the configured alias of `model` and load its version if it changed."""
-    spec = state.models.specs.get(model.partition("@")[0])
-    if spec is None:
-        raise ModelNotFound(f"model '{model}' is not served here")
+    spec = state.models.spec_of(model)
     await state.models.refresh(spec)
     return json_response(state.models.describe(spec.name))

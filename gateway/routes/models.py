@@ -7,7 +7,6 @@ from starlette.responses import Response
 
 from gateway.deps import ReadKey, StateDep
 from gateway.routes.responses import json_response
-from registry.errors import ModelNotFound
 
 router = APIRouter(tags=["models"])
 
@@ -20,11 +19,11 @@ async def list_models(state: StateDep, key: ReadKey) -> Response:
 
 @router.get("/v1/models/{model}")
 async def get_model(model: str, state: StateDep, key: ReadKey) -> Response:
-    """One model; `name@alias` also loads and reports the version that alias points to."""
-    name, _, alias = model.partition("@")
-    spec = state.models.specs.get(name)
-    if spec is None:
-        raise ModelNotFound(f"model '{name}' is not served here")
+    """One model; `name@alias` also loads that alias's version and names it in `requested`."""
+    spec = state.models.spec_of(model)
+    alias = model.partition("@")[2]
+    body = state.models.describe(spec.name)
     if alias and alias != spec.alias:
-        await state.models.resolve(model)  # loads that alias's version, or 404s
-    return json_response(state.models.describe(name))
+        loaded = await state.models.resolve(model)  # loads that alias's version, or 404s
+        body = {**state.models.describe(spec.name), "requested": {alias: loaded.version}}
+    return json_response(body)
