@@ -82,7 +82,7 @@ redis-check: ## Make sure redis-server is installed (installs Debian's package a
 # exported variables below.
 up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo trainer and the gateway in the foreground (Ctrl-C stops all)
 	@mkdir -p var/redis var/mlflow/artifacts
-	@printf '%s\n' \
+	@umask 077; printf '%s\n' \
 		"MODELGATE_MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)" \
 		"MODELGATE_REDIS_URL=$(UP_REDIS_URL)" \
 		"MODELGATE_CACHE_URL=$(UP_CACHE_URL)" \

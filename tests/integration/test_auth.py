@@ -155,12 +155,17 @@ def test_401_403_are_envelopes_that_do_not_say_why(
 ) -> None:
     gateway = pair[0]
     jobs_only = make_key(redis_durable.url, scopes=("jobs",))
-    revoked_probe = "mg_000000000000_" + "x" * 43
+    revoked = make_key(redis_durable.url)
+    with Redis.from_url(redis_durable.url) as client:
+        store = KeyStore(client, KEY_PREFIX)
+        store.revoke(store.find_by_value(revoked).id)  # type: ignore[union-attr]
     time.sleep(REFRESH * 3)
     answers = [
         _post(gateway, None),
         _post(gateway, "nonsense-key-value-0000000000"),
-        _post(gateway, revoked_probe),
+        _post(gateway, "mg_000000000000_" + "x" * 43),  # the shape of a key, unknown id
+        _post(gateway, revoked),
+        _post(gateway, revoked[:-1] + ("A" if revoked[-1] != "A" else "B")),  # wrong secret
     ]
     assert {r.status_code for r in answers} == {401}
     assert len({r.json()["error"]["message"] for r in answers}) == 1

@@ -12,6 +12,7 @@ from gateway.errors import Overloaded, TooManyRows, UnknownField
 from gateway.predict import Predictor, check_row_count, legacy_rows, parse_version, v1_request
 from registry.errors import InvalidInput
 from registry.model import Prediction
+from registry.signature import Feature, Signature
 
 ROWS = [[1.0, 2.0]]
 
@@ -110,8 +111,14 @@ def test_row_count_ignores_what_is_not_a_list() -> None:
 # -- Predictor -------------------------------------------------------------------------------
 
 
+#: The fakes below validate rows as a real model would, against this signature.
+FAKE_SIGNATURE = Signature(tuple(Feature(f"f{i}", "double") for i in range(len(ROWS[0]))))
+
+
 class SlowModel:
     """Blocks in `predict` until released, so the queue can be observed full."""
+
+    signature = FAKE_SIGNATURE
 
     def __init__(self) -> None:
         self.entered = threading.Event()
@@ -124,6 +131,8 @@ class SlowModel:
 
 
 class FastModel:
+    signature = FAKE_SIGNATURE
+
     def __init__(self) -> None:
         self.thread: str | None = None
 
@@ -136,7 +145,7 @@ def test_predictor_returns_the_models_result_off_the_event_loop() -> None:
     predictor = Predictor(threads=1, max_pending=2)
     model = FastModel()
     try:
-        result = asyncio.run(predictor.predict(model, ROWS))  # type: ignore[arg-type]
+        result = asyncio.run(predictor.predict(model, "instances", ROWS))  # type: ignore[arg-type]
     finally:
         predictor.close()
     assert result == Prediction(["a"], [[1.0]])
@@ -149,11 +158,11 @@ def test_predictor_refuses_when_pending_reaches_the_bound() -> None:
     model = SlowModel()
 
     async def scenario() -> Prediction:
-        first = asyncio.create_task(predictor.predict(model, ROWS))  # type: ignore[arg-type]
+        first = asyncio.create_task(predictor.predict(model, "instances", ROWS))  # type: ignore[arg-type]
         await asyncio.to_thread(model.entered.wait, 5)
         assert predictor.pending == 1
         with pytest.raises(Overloaded):
-            await predictor.predict(model, ROWS)  # type: ignore[arg-type]
+            await predictor.predict(model, "instances", ROWS)  # type: ignore[arg-type]
         model.release.set()
         return await first
 
@@ -171,8 +180,8 @@ def test_predictor_accepts_again_after_the_queue_drains() -> None:
 
     async def scenario() -> list[Prediction]:
         return [
-            await predictor.predict(FastModel(), ROWS),  # type: ignore[arg-type]
-            await predictor.predict(FastModel(), ROWS),  # type: ignore[arg-type]
+            await predictor.predict(FastModel(), "instances", ROWS),  # type: ignore[arg-type]
+            await predictor.predict(FastModel(), "instances", ROWS),  # type: ignore[arg-type]
         ]
 
     try:
@@ -183,13 +192,15 @@ def test_predictor_accepts_again_after_the_queue_drains() -> None:
 
 def test_predictor_releases_its_slot_when_the_model_fails() -> None:
     class Broken:
+        signature = FAKE_SIGNATURE
+
         def predict(self, rows: list[list[Any]]) -> Prediction:
             raise ValueError("boom")
 
     predictor = Predictor(threads=1, max_pending=1)
     try:
         with pytest.raises(ValueError):
-            asyncio.run(predictor.predict(Broken(), ROWS))  # type: ignore[arg-type]
+            asyncio.run(predictor.predict(Broken(), "instances", ROWS))  # type: ignore[arg-type]
     finally:
         predictor.close()
     assert predictor.pending == 0

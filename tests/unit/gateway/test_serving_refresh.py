@@ -1,0 +1,93 @@
+"""The alias-following loop: failures keep the old version, the loop survives, swaps are ordered."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+from sklearn.tree import DecisionTreeClassifier
+
+from gateway.serving import ModelManager
+from gateway.specs import ModelSpec
+from registry.errors import ArtifactRejected
+from registry.model import LoadedModel
+from registry.signature import Feature, Signature
+
+
+def _model(version: int) -> LoadedModel:
+    tree = DecisionTreeClassifier().fit(np.array([[0.0], [1.0]]), [0, 1])
+    return LoadedModel("m", version, None, Signature((Feature("x", "double"),)), tree)
+
+
+class FakeRegistry:
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+    def alias_version(self, name: str, alias: str) -> int:
+        return self.version
+
+
+def _manager(registry: Any) -> ModelManager:
+    return ModelManager(
+        [ModelSpec("m", "production")],
+        registry,
+        refresh_seconds=0.01,
+        retry_seconds=0.01,
+        cache_size=2,
+    )
+
+
+def test_a_failed_load_keeps_the_old_version_and_is_reported(monkeypatch) -> None:
+    manager = _manager(FakeRegistry(2))
+    manager.current["m"] = _model(1)
+
+    async def refused(name: str, version: int) -> LoadedModel:
+        raise ArtifactRejected("model 'm' version 2 could not be loaded")
+
+    monkeypatch.setattr(manager, "_load", refused)
+    asyncio.run(manager.refresh(manager.specs["m"]))
+    assert manager.current["m"].version == 1
+    assert manager.last_error["m"] == "model 'm' version 2 could not be loaded"
+
+
+def test_the_loop_outlives_an_unexpected_error(monkeypatch) -> None:
+    manager = _manager(FakeRegistry(1))
+    calls = 0
+
+    async def flaky(name: str, version: int) -> LoadedModel:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TypeError("something no one expected")
+        return _model(version)
+
+    monkeypatch.setattr(manager, "_load", flaky)
+
+    async def scenario() -> None:
+        manager.start()
+        for _ in range(200):
+            if manager.ready:
+                break
+            await asyncio.sleep(0.01)
+        await manager.stop()
+
+    asyncio.run(scenario())
+    assert calls >= 2 and manager.current["m"].version == 1
+
+
+def test_a_rollback_reuses_the_version_kept_in_memory(monkeypatch) -> None:
+    registry = FakeRegistry(2)
+    manager = _manager(registry)
+    manager.current["m"] = _model(1)
+    loads: list[int] = []
+
+    async def load(name: str, version: int) -> LoadedModel:
+        loads.append(version)
+        return _model(version)
+
+    monkeypatch.setattr(manager, "_load", load)
+    asyncio.run(manager.refresh(manager.specs["m"]))  # promotion: loads 2, keeps 1 aside
+    registry.version = 1
+    asyncio.run(manager.refresh(manager.specs["m"]))  # rollback: no download
+    assert loads == [2] and manager.current["m"].version == 1
