@@ -1,6 +1,8 @@
-"""Settings read by both the gateway and the worker."""
+"""Settings shared by the gateway and the worker (one class, beside the job client)."""
 
 from __future__ import annotations
+
+from pydantic import Field
 
 from registry.settings import RegistrySettings
 
@@ -20,6 +22,52 @@ class SharedSettings(RegistrySettings):
     redis_timeout_seconds: float = 0.5
     """Connect and socket timeout of Redis calls; an outage degrades service, never hangs it."""
 
+    chunk_size: int = Field(default=10_000, ge=1)
+    """Rows per stored chunk and per Celery task of a batch job."""
+
+    visibility_timeout_seconds: int = Field(default=120, ge=5)
+    """Seconds before an unacknowledged task is delivered again; longer than the longest chunk."""
+
+    unacked_restore_interval_seconds: int = Field(default=10, ge=1)
+    """How often the broker sweeps for unacknowledged tasks past their visibility timeout."""
+
+    task_time_limit_seconds: int = Field(default=100, ge=1)
+    """Hard limit of one chunk task; below the visibility timeout."""
+
+    max_chunk_deliveries: int = Field(default=3, ge=1)
+    """Deliveries of one chunk (crashes included) before its job fails."""
+
+    job_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    """How long jobs, their inputs and results are kept."""
+
+    max_job_rows: int = Field(default=1_000_000, ge=1)
+    """Most rows one batch job may carry."""
+
+    max_job_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    """Largest batch-job upload, enforced while it streams in."""
+
+    max_running_jobs_per_owner: int = Field(default=4, ge=1)
+    """Queued or running jobs one owner (tenant) may have at once."""
+
+    max_stored_rows_per_owner: int = Field(default=5_000_000, ge=1)
+    """Rows one owner may keep stored across unexpired jobs (inputs and results)."""
+
     @property
     def effective_cache_url(self) -> str:
         return self.cache_url or self.redis_url
+
+
+class WorkerSettings(SharedSettings):
+    """Settings read only by the worker."""
+
+    worker_concurrency: int = Field(default=2, ge=1)
+    """Pool processes of one worker (prefork)."""
+
+    worker_health_port: int | None = None
+    """Port of the worker's health and metrics server; off when unset."""
+
+    worker_health_host: str = "127.0.0.1"
+    """Interface of the health and metrics server (0.0.0.0 in a container, for probes)."""
+
+    log_level: str = "INFO"
+    """Level of the JSON logs on stdout."""

@@ -1,0 +1,103 @@
+"""The chunk task: thin, idempotent, on a model version loaded once per process."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from celery import Celery, Task
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from registry.client import Registry
+from registry.errors import ModelgateError, RegistryUnavailable
+from registry.loader import load_version
+from registry.model import LoadedModel
+from worker.celery_app import PREDICT_CHUNK
+from worker.jobs import ACTIVE, FAILED, RUNNING, SUCCEEDED, JobStore
+from worker.metrics import CHUNKS, ROWS, TASK_SECONDS
+
+logger = logging.getLogger(__name__)
+
+#: Versions kept loaded in one worker process.
+MODEL_CACHE_SIZE = 3
+
+
+class ChunkRunner:
+    """What a worker process needs to run chunks: the job store and a small model cache."""
+
+    def __init__(self, store: JobStore, registry: Registry, max_deliveries: int) -> None:
+        self.store = store
+        self.registry = registry
+        self.max_deliveries = max_deliveries
+        self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+
+    def model(self, name: str, version: int) -> LoadedModel:
+        key = (name, version)
+        if key not in self._models:
+            self._models[key] = load_version(self.registry, name, version)
+            while len(self._models) > MODEL_CACHE_SIZE:
+                self._models.popitem(last=False)
+        self._models.move_to_end(key)
+        return self._models[key]
+
+    def run(self, job_id: str, n: int) -> str:
+        record = self.store.get(job_id)
+        if record is None or record.status not in ACTIVE:
+            return "skipped"  # expired, cancelled or failed: nothing to do
+        if self.store.count_delivery(job_id, n) > self.max_deliveries:
+            self.fail(job_id, "chunk_crashed", f"chunk {n} failed {self.max_deliveries} times")
+            return "failed"
+        if self.store.is_done(job_id, n):
+            return "duplicate"  # a redelivery of a chunk already stored
+        if record.status != RUNNING:
+            self.store.update(job_id, status=RUNNING, started=time.time())
+        rows = self.store.chunk_input(job_id, n)
+        if rows is None:
+            return "skipped"  # cancelled meanwhile: inputs are gone
+        started = time.perf_counter()
+        try:
+            model = self.model(record.model, record.version)
+            prediction = model.predict(rows)
+        except RegistryUnavailable:
+            raise  # transient: the task retries
+        except ModelgateError as exc:
+            self.fail(job_id, exc.code, exc.message)
+            return "failed"
+        result: dict[str, Any] = {
+            "predictions": prediction.labels,
+            "probabilities": prediction.probabilities,
+        }
+        done = self.store.finish_chunk(job_id, n, result)
+        TASK_SECONDS.observe(time.perf_counter() - started)
+        CHUNKS.inc()
+        ROWS.inc(len(rows))
+        if done >= record.chunks:
+            latest = self.store.get(job_id)
+            if latest is not None and latest.status in ACTIVE:
+                self.store.update(job_id, status=SUCCEEDED, finished=time.time())
+                logger.info("job finished", extra={"job_id": job_id, "rows": record.rows})
+        return "done"
+
+    def fail(self, job_id: str, code: str, message: str) -> None:
+        logger.error("job failed: %s", message, extra={"job_id": job_id, "error_code": code})
+        self.store.update(
+            job_id, status=FAILED, finished=time.time(), error_code=code, error_message=message
+        )
+
+
+def register_tasks(app: Celery, runner_factory: Any) -> None:
+    """Add the chunk task to `app`; `runner_factory()` gives the process's ChunkRunner."""
+
+    @app.task(
+        name=PREDICT_CHUNK,
+        bind=True,
+        autoretry_for=(RedisConnectionError, RedisTimeoutError, RegistryUnavailable),
+        retry_backoff=True,
+        retry_backoff_max=30,
+        max_retries=8,
+    )
+    def predict_chunk(self: Task, job_id: str, chunk: int) -> str:
+        return str(runner_factory().run(job_id, chunk))
