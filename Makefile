@@ -37,7 +37,7 @@ else
   UP_CACHE_URL := redis://127.0.0.1:$(CACHE_PORT)/0
   UP_PROCS += cache
 endif
-UP_PROCS += mlflow trainer gateway
+UP_PROCS += mlflow trainer gateway worker
 # redis-server is needed only when `make up` starts one of the two Redis roles.
 UP_NEEDS_REDIS := $(filter redis cache,$(UP_PROCS))
 
@@ -80,7 +80,7 @@ redis-check: ## Make sure redis-server is installed (installs Debian's package a
 # honcho is exec'd so that it replaces the shell: the SIGTERM that make forwards to its child (or
 # Ctrl-C) reaches honcho, which stops every process group it started. The Procfile reads the
 # exported variables below.
-up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo trainer and the gateway in the foreground (Ctrl-C stops all)
+up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo trainer, the gateway and a worker in the foreground (Ctrl-C stops all)
 	@mkdir -p var/redis var/mlflow/artifacts
 	@umask 077; printf '%s\n' \
 		"MODELGATE_MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)" \

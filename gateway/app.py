@@ -19,12 +19,14 @@ from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from gateway.openapi import build_openapi
 from gateway.predict import Predictor
 from gateway.ratelimit import RateLimiter
-from gateway.routes import admin, health, legacy, models, predict
+from gateway.routes import admin, health, jobs, legacy, models, predict
+from gateway.routes.jobs import is_job_upload
 from gateway.serving import ModelManager
 from gateway.settings import GatewaySettings
 from gateway.specs import parse_specs
 from gateway.state import GatewayState
 from registry.client import Registry, configure_mlflow_http
+from worker.client import JobClient
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             predictor=Predictor(settings.predict_threads, settings.max_pending_predictions),
             keys=keys,
             limiter=limiter,
+            jobs=JobClient(settings),
             redis=redis,
             cache=(
                 _redis(settings.effective_cache_url, timeout)
@@ -93,6 +96,7 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             if state.cache is not None:
                 await state.cache.aclose()
             await state.http.aclose()
+            state.jobs.close()
 
     docs = settings.enable_docs
     app = FastAPI(
@@ -111,7 +115,7 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             return build_openapi(app, state.models if state else None, settings)
 
         app.openapi = openapi  # type: ignore[method-assign]
-    for module in (health, legacy, models, predict, admin):
+    for module in (health, legacy, models, predict, admin, jobs):
         app.include_router(module.router)
     if settings.cors_origin_list:
         app.add_middleware(
@@ -122,6 +126,7 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
         )
     # Added last runs first: the request id exists before the body limit can refuse anything.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Job uploads stream past the sync limit; their own limit applies as they are spooled.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=is_job_upload)
     app.add_middleware(RequestContextMiddleware)
     return app

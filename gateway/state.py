@@ -12,6 +12,7 @@ from gateway.predict import Predictor
 from gateway.ratelimit import RateLimiter
 from gateway.serving import ModelManager
 from gateway.settings import GatewaySettings
+from worker.client import JobClient
 
 
 @dataclass
@@ -21,6 +22,7 @@ class GatewayState:
     predictor: Predictor
     keys: KeyRing
     limiter: RateLimiter
+    jobs: JobClient
     redis: Redis
     cache: Redis | None
     http: httpx.AsyncClient

@@ -195,10 +195,10 @@ class JobStore:
     def update(self, job_id: str, **changes: Any) -> None:
         self.redis.hset(self.key(job_id), mapping={k: orjson.dumps(v) for k, v in changes.items()})
 
-    def count_delivery(self, job_id: str, n: int) -> int:
+    def count_delivery(self, job_id: str, delivery: str) -> int:
         key = self.key(job_id, "deliveries")
         pipe = self.redis.pipeline()
-        pipe.hincrby(key, str(n), 1)
+        pipe.hincrby(key, delivery, 1)
         pipe.expire(key, self.ttl)
         return int(pipe.execute()[0])
 
@@ -215,9 +215,10 @@ class JobStore:
         return int(pipe.execute()[-1])
 
     def cancel(self, record: JobRecord) -> JobRecord:
-        if record.status in FINISHED:
-            return record
-        cancelled = replace(record, status=CANCELLED, finished=time.time())
-        self.update(record.id, status=CANCELLED, finished=cancelled.finished)
+        """Stop what is not done and delete inputs and results; the record stays, cancelled."""
+        cancelled = record
+        if record.status != CANCELLED:
+            cancelled = replace(record, status=CANCELLED, finished=record.finished or time.time())
+            self.update(record.id, status=CANCELLED, finished=cancelled.finished)
         self.discard_data(record.id, record.chunks)
         return cancelled

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -43,11 +44,31 @@ class ChunkRunner:
         self._models.move_to_end(key)
         return self._models[key]
 
-    def run(self, job_id: str, n: int) -> str:
+    def run_until(self, job_id: str, n: int, attempt: int, deadline: float) -> str:
+        """`run`, riding out a Redis outage until `deadline` (monotonic seconds).
+
+        The broker is the same Redis, so Celery's own retry could not be sent during the
+        outage; waiting here keeps the message unacknowledged, and it is redelivered after the
+        visibility timeout if this process gives up or dies.
+        """
+        delay = 0.25
+        while True:
+            try:
+                return self.run(job_id, n, attempt)
+            except (RedisConnectionError, RedisTimeoutError):
+                if time.monotonic() + delay >= deadline:
+                    raise
+                logger.warning("Redis unavailable; chunk %s of %s waits", n, job_id)
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+
+    def run(self, job_id: str, n: int, attempt: int = 0) -> str:
         record = self.store.get(job_id)
         if record is None or record.status not in ACTIVE:
             return "skipped"  # expired, cancelled or failed: nothing to do
-        if self.store.count_delivery(job_id, n) > self.max_deliveries:
+        # Deliveries of the same attempt: a crash loop redelivers the same message again and
+        # again, while a Celery retry (a registry outage) is a new attempt and starts afresh.
+        if self.store.count_delivery(job_id, f"{n}:{attempt}") > self.max_deliveries:
             self.fail(job_id, "chunk_crashed", f"chunk {n} failed {self.max_deliveries} times")
             return "failed"
         if self.store.is_done(job_id, n):
@@ -91,13 +112,32 @@ class ChunkRunner:
 def register_tasks(app: Celery, runner_factory: Any) -> None:
     """Add the chunk task to `app`; `runner_factory()` gives the process's ChunkRunner."""
 
+    class ChunkTask(Task):
+        def on_failure(
+            self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+        ) -> None:
+            # A task that fails for good (retries spent, time limit, a bug) is acknowledged:
+            # its job is marked failed here so that it never stays "running" forever.
+            job_id, chunk = args[0], args[1]
+            code = "chunk_timeout" if isinstance(exc, SoftTimeLimitExceeded) else "chunk_failed"
+            try:
+                runner_factory().fail(job_id, code, f"chunk {chunk} could not be predicted")
+            except Exception:
+                logger.exception("could not mark job %s failed", job_id)
+
+    margin = 2.0
+    budget = float(app.conf.task_soft_time_limit or app.conf.task_time_limit or 60) - margin
+
     @app.task(
+        base=ChunkTask,
         name=PREDICT_CHUNK,
         bind=True,
-        autoretry_for=(RedisConnectionError, RedisTimeoutError, RegistryUnavailable),
+        autoretry_for=(RegistryUnavailable,),
         retry_backoff=True,
         retry_backoff_max=30,
         max_retries=8,
     )
     def predict_chunk(self: Task, job_id: str, chunk: int) -> str:
-        return str(runner_factory().run(job_id, chunk))
+        deadline = time.monotonic() + budget
+        attempt = int(self.request.retries or 0)
+        return str(runner_factory().run_until(job_id, chunk, attempt, deadline))

@@ -15,7 +15,7 @@ from registry.loader import load_version
 from registry.model import LoadedModel
 from registry.settings import RegistrySettings
 from registry.train import TrainOptions, train_and_register
-from tests.integration.processes import Gateway, MlflowServer, RedisServer
+from tests.integration.processes import Gateway, MlflowServer, RedisServer, Worker
 
 #: Version 2 of a test model: a weaker forest whose answers differ from version 1's.
 V2_OPTIONS = TrainOptions(n_estimators=3, max_depth=1, seed=7)
@@ -68,6 +68,17 @@ def redis_cache(workdir: Path) -> Iterator[RedisServer]:
 
 
 GatewayFactory = Callable[..., Gateway]
+WorkerFactory = Callable[..., Worker]
+
+#: Settings shared by test gateways and workers: small chunks, a short visibility timeout.
+JOB_SETTINGS = {
+    "MODELGATE_CHUNK_SIZE": "5000",
+    "MODELGATE_VISIBILITY_TIMEOUT_SECONDS": "20",
+    "MODELGATE_UNACKED_RESTORE_INTERVAL_SECONDS": "1",
+    "MODELGATE_TASK_TIME_LIMIT_SECONDS": "15",
+    "MODELGATE_MAX_RUNNING_JOBS_PER_OWNER": "50",
+    "MODELGATE_MAX_STORED_ROWS_PER_OWNER": "100000000",
+}
 
 #: Every test gateway uses this key prefix, so nothing collides with another user of a server.
 KEY_PREFIX = "mgtest:"
@@ -99,6 +110,7 @@ def gateway_factory(
         """A gateway with `settings` (MODELGATE_ names, lower case, without the prefix); with
         `api_key="new"` a key with every scope is created in its Redis first."""
         env = {
+            **JOB_SETTINGS,
             "MODELGATE_MLFLOW_TRACKING_URI": mlflow_server.url,
             "MODELGATE_REDIS_URL": redis_durable.url,
             "MODELGATE_CACHE_URL": redis_cache.url,
@@ -125,6 +137,37 @@ def gateway_factory(
     yield start
     for gateway in started:
         gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_factory(
+    workdir: Path, mlflow_server: MlflowServer, redis_durable: RedisServer
+) -> Iterator[WorkerFactory]:
+    """Start `python -m worker` processes with the test job settings."""
+    started: list[Worker] = []
+
+    def start(**settings: str) -> Worker:
+        env = {
+            **JOB_SETTINGS,
+            "MODELGATE_MLFLOW_TRACKING_URI": mlflow_server.url,
+            "MODELGATE_REDIS_URL": redis_durable.url,
+            "MODELGATE_KEY_PREFIX": KEY_PREFIX,
+            "MODELGATE_REGISTRY_MAX_RETRIES": "0",
+            "MODELGATE_WORKER_CONCURRENCY": "2",
+        }
+        env.update({f"MODELGATE_{k.upper()}": v for k, v in settings.items()})
+        worker = Worker(workdir / "workers", env)
+        started.append(worker)
+        try:
+            worker.start()
+        except TimeoutError:
+            print(worker.log_tail())
+            raise
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
 
 
 @pytest.fixture(scope="session")

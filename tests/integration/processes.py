@@ -223,3 +223,35 @@ class Gateway(Service):
 
     def wait_ready(self, timeout: float = 60) -> None:
         wait_until(lambda: http_ok(self.url + "/readyz"), timeout, "gateway models")
+
+
+class Worker(Service):
+    """`python -m worker` (a Celery worker, prefork) with MODELGATE_* settings."""
+
+    def __init__(self, workdir: Path, settings: dict[str, str]) -> None:
+        self.health_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
+        env.update(settings)
+        env["MODELGATE_WORKER_HEALTH_PORT"] = str(self.health_port)
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            "worker",
+            [sys.executable, "-m", "worker"],
+            workdir / f"worker-{self.health_port}.log",
+            env,
+            cwd=workdir,
+        )
+
+    def start(self) -> None:
+        super().start()
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{self.health_port}/readyz"), 60, "worker", 0.2
+        )
+        # The pool is up once Celery says so in its log.
+        wait_until(lambda: b"ready." in self.log_path.read_bytes(), 60, "worker pool", 0.2)
+
+    def pool_children(self) -> list[int]:
+        """Pids of the prefork pool processes (children of the worker's main process)."""
+        assert self.proc is not None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in children.read_text().split()]

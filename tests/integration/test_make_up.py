@@ -267,6 +267,20 @@ def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
             assert body["predictions"] == [0]
             assert len(body["probabilities"]) == 1 and len(body["probabilities"][0]) == 3
 
+            # The stack's worker runs batch jobs.
+            upload = b"sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n"
+            job = client.post(
+                f"{stack.url}/v1/models/iris/jobs",
+                content=upload,
+                headers={**headers, "content-type": "text/csv"},
+            )
+            assert job.status_code == 202, job.text
+            job_url = f"{stack.url}/v1/jobs/{job.json()['job_id']}"
+            deadline = time.monotonic() + 60
+            while client.get(job_url, headers=headers).json()["status"] != "succeeded":
+                assert time.monotonic() < deadline, "the job did not finish"
+                time.sleep(0.2)
+
             stack.wait_trainer_done()
             assert _registered_versions(checkout_copy) == [1]
             stack.stop()

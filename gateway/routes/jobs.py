@@ -1,0 +1,162 @@
+"""Batch jobs: submit (JSON, NDJSON or CSV), poll, stream results, cancel, list."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from typing import IO, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Scope
+
+from gateway.auth import Forbidden
+from gateway.deps import JobReadKey, JobSubmitKey, StateDep
+from gateway.errors import BodyTooLarge, UnsupportedMediaType
+from gateway.jobs_output import csv_lines, json_pieces, ndjson_lines
+from gateway.routes.responses import json_response
+from gateway.uploads import iter_chunks
+from worker.client import JobClient
+from worker.jobs import JobRecord
+
+router = APIRouter(tags=["jobs"])
+
+UPLOAD_TYPES = {
+    "text/csv": "text/csv",
+    "application/x-ndjson": "application/x-ndjson",
+    "application/jsonl": "application/x-ndjson",
+    "application/json": "application/json",
+}
+#: Uploads stay in memory up to this size, then spill to a temporary file.
+SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+
+
+def is_job_upload(scope: Scope) -> bool:
+    return scope.get("method") == "POST" and str(scope.get("path", "")).endswith("/jobs")
+
+
+async def spool(request: Request, max_bytes: int) -> tuple[IO[bytes], str]:
+    """The upload in a spooled file (never whole in memory) and its SHA-256."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(f"the upload exceeds {max_bytes} bytes")
+    body = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115 - returned
+    digest = hashlib.sha256()
+    size = 0
+    async for block in request.stream():
+        size += len(block)
+        if size > max_bytes:
+            body.close()
+            raise BodyTooLarge(f"the upload exceeds {max_bytes} bytes")
+        digest.update(block)
+        body.write(block)
+    body.seek(0)
+    return body, digest.hexdigest()
+
+
+def _accepted(record: JobRecord, status: dict[str, Any], existing: bool = False) -> Response:
+    response = json_response({**status, "existing": existing}, status=202)
+    response.headers["Location"] = f"/v1/jobs/{record.id}"
+    return response
+
+
+@router.post("/v1/models/{model}/jobs", status_code=202)
+async def submit_job(
+    model: str,
+    request: Request,
+    state: StateDep,
+    key: JobSubmitKey,
+    id_columns: str = Query(default="", max_length=1000),
+) -> Response:
+    """Upload rows as JSON, NDJSON or CSV (by Content-Type); 202 with the job id."""
+    media = UPLOAD_TYPES.get(request.headers.get("content-type", "").split(";")[0].strip())
+    if media is None:
+        raise UnsupportedMediaType("send text/csv, application/x-ndjson or application/json")
+    loaded = await state.models.resolve(model)  # the alias is resolved once: the version is pinned
+    settings = state.settings
+    body, body_sha256 = await spool(request, settings.max_job_bytes)
+    client: JobClient = state.jobs
+    idempotency_key = request.headers.get("idempotency-key")
+    columns = [c.strip() for c in id_columns.split(",") if c.strip()]
+    try:
+        if idempotency_key:
+            earlier = await asyncio.to_thread(
+                client.remembered, key.owner, idempotency_key, body_sha256
+            )
+            if earlier is not None:
+                status = await asyncio.to_thread(client.status, earlier)
+                return _accepted(earlier, status, existing=True)
+
+        def chunks() -> Iterator[tuple[list[list[Any]], list[list[Any]] | None]]:
+            for chunk in iter_chunks(
+                body, media, loaded.signature, columns, settings.chunk_size, settings.max_job_rows
+            ):
+                yield chunk.rows, chunk.ids
+
+        record = await asyncio.to_thread(
+            client.submit,
+            owner=key.owner,
+            model=loaded.name,
+            version=loaded.version,
+            id_columns=columns,
+            classes=loaded.classes,
+            chunks=chunks(),
+        )
+    finally:
+        body.close()
+    if idempotency_key:
+        await asyncio.to_thread(client.remember, key.owner, idempotency_key, body_sha256, record.id)
+    return _accepted(record, await asyncio.to_thread(client.status, record))
+
+
+@router.get("/v1/jobs")
+async def list_jobs(
+    state: StateDep, key: JobReadKey, all_owners: bool = Query(default=False, alias="all")
+) -> Response:
+    """The caller's jobs, newest first; `?all=true` lists every owner's (scope admin)."""
+    if all_owners and "admin" not in key.scopes:
+        raise Forbidden("listing every owner's jobs needs the admin scope")
+    owner = None if all_owners else key.owner
+    return json_response({"jobs": await asyncio.to_thread(state.jobs.list_jobs, owner)})
+
+
+@router.get("/v1/jobs/{job_id}")
+async def job_status(job_id: str, state: StateDep, key: JobReadKey) -> Response:
+    """Status, rows done, progress, times, model and version, and the error if it failed."""
+    record = await asyncio.to_thread(state.jobs.get, job_id, key.owner)
+    return json_response(await asyncio.to_thread(state.jobs.status, record))
+
+
+@router.delete("/v1/jobs/{job_id}")
+async def cancel_job(job_id: str, state: StateDep, key: JobReadKey) -> Response:
+    """Cancel the chunks not yet done and delete inputs and results; the record stays."""
+    record = await asyncio.to_thread(state.jobs.get, job_id, key.owner)
+    cancelled = await asyncio.to_thread(state.jobs.cancel, record)
+    return json_response(await asyncio.to_thread(state.jobs.status, cancelled))
+
+
+@router.get("/v1/jobs/{job_id}/results")
+async def job_results(job_id: str, request: Request, state: StateDep, key: JobReadKey) -> Response:
+    """Results in input order as JSON, NDJSON or CSV (by Accept), streamed chunk by chunk."""
+    record = await asyncio.to_thread(state.jobs.get, job_id, key.owner)
+    chunks = await asyncio.to_thread(state.jobs.results, record)  # 409 unless it succeeded
+    accept = request.headers.get("accept", "")
+    if "text/csv" in accept:
+        render, media = csv_lines, "text/csv"
+    elif "ndjson" in accept or "jsonl" in accept:
+        render, media = ndjson_lines, "application/x-ndjson"
+    else:
+        render, media = json_pieces, "application/json"
+
+    async def stream() -> AsyncIterator[bytes]:
+        pieces = render(record, chunks)
+        while True:
+            # Each step reads one chunk from Redis: off the event loop.
+            piece = await asyncio.to_thread(next, pieces, None)
+            if piece is None:
+                return
+            yield piece
+
+    return StreamingResponse(stream(), media_type=media)
