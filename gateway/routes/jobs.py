@@ -62,7 +62,32 @@ def _accepted(record: JobRecord, status: dict[str, Any], existing: bool = False)
     return response
 
 
-@router.post("/v1/models/{model}/jobs", status_code=202)
+_UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            "Rows as CSV with a header row (text/csv), one record object per line "
+            "(application/x-ndjson), or JSON with `instances` (+ optional `ids`) or `records`."
+        ),
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "instances": {"type": "array", "items": {"type": "array"}},
+                        "ids": {"type": "array"},
+                        "records": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("/v1/models/{model}/jobs", status_code=202, openapi_extra=_UPLOAD_DOC)
 async def submit_job(
     model: str,
     request: Request,
@@ -122,19 +147,14 @@ async def list_jobs(
     return json_response({"jobs": await asyncio.to_thread(state.jobs.list_jobs, owner)})
 
 
-@router.get("/v1/jobs/{job_id}")
-async def job_status(job_id: str, state: StateDep, key: JobReadKey) -> Response:
-    """Status, rows done, progress, times, model and version, and the error if it failed."""
+@router.api_route("/v1/jobs/{job_id}", methods=["GET", "DELETE"])
+async def job(job_id: str, request: Request, state: StateDep, key: JobReadKey) -> Response:
+    """GET: status, rows done, progress, times, model, version, and the error if it failed.
+    DELETE: cancel what is not done and delete inputs and results; the record stays."""
     record = await asyncio.to_thread(state.jobs.get, job_id, key.owner)
+    if request.method == "DELETE":
+        record = await asyncio.to_thread(state.jobs.cancel, record)
     return json_response(await asyncio.to_thread(state.jobs.status, record))
-
-
-@router.delete("/v1/jobs/{job_id}")
-async def cancel_job(job_id: str, state: StateDep, key: JobReadKey) -> Response:
-    """Cancel the chunks not yet done and delete inputs and results; the record stays."""
-    record = await asyncio.to_thread(state.jobs.get, job_id, key.owner)
-    cancelled = await asyncio.to_thread(state.jobs.cancel, record)
-    return json_response(await asyncio.to_thread(state.jobs.status, cancelled))
 
 
 @router.get("/v1/jobs/{job_id}/results")

@@ -34,7 +34,11 @@ def test_schemathesis_all_checks(
             "--seed",
             "20261125",
             "--workers",
-            "2",
+            "1",  # CPython 3.11 can fail compiling ASTs in several threads at once
+            # The upload route's bodies (CSV, NDJSON) are beyond JSON Schema; test_jobs.py
+            # covers it, every bad upload included.
+            "--exclude-path-regex",
+            "^/v1/models/[^/]+/jobs$",
             "--output-truncate",
             "true",
             "--report",
