@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from redis import Redis
 
 from registry.client import Registry, configure_mlflow_http
+from registry.logs import configure_logging
 from worker.celery_app import QUEUE, create_celery_app
 from worker.jobs import JobStore
-from worker.logs import configure_logging
 from worker.settings import WorkerSettings
 
 if TYPE_CHECKING:

@@ -67,6 +67,16 @@ def wait_done(gateway: Gateway, job_id: str, timeout: float = 180) -> dict:
     return status
 
 
+def wait_first_chunk(gateway: Gateway, job_id: str) -> None:
+    """Until the job has finished one chunk: a kill then lands mid-job."""
+    wait_until(
+        lambda: gateway.http.get(f"/v1/jobs/{job_id}").json()["rows_done"] > 0,
+        120,
+        "first chunk",
+        interval=0.05,
+    )
+
+
 def csv_results(gateway: Gateway, job_id: str) -> list[dict[str, str]]:
     response = gateway.http.get(f"/v1/jobs/{job_id}/results", headers={"accept": "text/csv"})
     assert response.status_code == 200, response.text
@@ -317,12 +327,7 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(
     accepted = submit(gateway, csv_body(make_rows(n, seed=21)), model=name)
     assert accepted.status_code == 202, accepted.text
     job_id = accepted.json()["job_id"]
-    wait_until(
-        lambda: gateway.http.get(f"/v1/jobs/{job_id}").json()["rows_done"] > 0,
-        120,
-        "first chunk",
-        interval=0.05,
-    )
+    wait_first_chunk(gateway, job_id)
     killed_at = time.monotonic()
     if victim == "pool child":
         import os
@@ -356,12 +361,7 @@ def test_durable_redis_restarted_mid_job(
         accepted = submit(gateway, csv_body(make_rows(n, seed=31)), model=name)
         assert accepted.status_code == 202, accepted.text
         job_id = accepted.json()["job_id"]
-        wait_until(
-            lambda: gateway.http.get(f"/v1/jobs/{job_id}").json()["rows_done"] > 0,
-            120,
-            "first chunk",
-            interval=0.05,
-        )
+        wait_first_chunk(gateway, job_id)
         redis.stop(signal.SIGKILL)
         killed_at = time.monotonic()
         during = submit(gateway, csv_body(make_rows(10)), model=name)

@@ -21,10 +21,11 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from gateway.errors import install_error_handlers
-from gateway.logs import JsonFormatter
+from gateway.logs import request_context
 from gateway.middleware import RequestContextMiddleware
 from gateway.settings import GatewaySettings
 from registry.errors import InvalidInput
+from registry.logs import JsonFormatter
 
 KEY_VALUE = "mg_a1b2c3_thisisthesecretpartofthekey000000000000"
 LIMIT_HEADERS = {"RateLimit-Policy": '"predict";q=600;w=60', "RateLimit": '"predict";r=599;t=60'}
@@ -175,7 +176,7 @@ class FormattedLines(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__()
-        self.setFormatter(JsonFormatter())
+        self.setFormatter(JsonFormatter(request_context))
         self.lines: list[dict[str, object]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
