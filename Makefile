@@ -46,7 +46,7 @@ PYTEST_ARGS ?=
 # A URL as printed: any password replaced by ***.
 mask = $(shell printf '%s' '$(1)' | sed -E 's#//[^/@]*@#//***@#')
 
-.PHONY: help venv redis-check up lint format test unit integration clean
+.PHONY: help venv redis-check tools-check up lint format test unit integration clean
 
 help: ## List the targets (this text)
 	@echo "Modelgate: make <target> [VAR=value ...]"
@@ -65,17 +65,30 @@ $(VENV_STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-redis-check: ## Make sure redis-server is installed (installs Debian's package as root)
-	@if command -v redis-server >/dev/null; then exit 0; fi; \
+# Debian packages the tests and benchmarks run for real: command:package pairs.
+SYSTEM_TOOLS ?= redis-server:redis-server nginx:nginx-light promtool:prometheus wrk:wrk
+REDIS_TOOLS := redis-server:redis-server
+
+# $(call need-tools,cmd:pkg ...): install the Debian packages of missing commands (as root).
+define need-tools
+	@missing=""; for pair in $(1); do \
+		command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "redis-server not found: installing Debian's redis-server package"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server \
-			|| exit 1; \
-		command -v redis-server >/dev/null || { echo "redis-server still not on PATH"; exit 1; }; \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null || exit 1; \
 	else \
-		echo "redis-server not found: install it (Debian/Ubuntu: sudo apt-get install redis-server)"; \
-		exit 1; \
+		echo "missing:$$missing (Debian/Ubuntu: sudo apt-get install$$missing)"; exit 1; \
 	fi
+endef
+
+redis-check: ## Make sure redis-server is installed (installs Debian's package as root)
+	$(call need-tools,$(REDIS_TOOLS))
+
+tools-check: ## Make sure redis-server, nginx, promtool and wrk are installed (Debian packages, as root)
+	$(call need-tools,$(SYSTEM_TOOLS))
 
 # honcho is exec'd so that it replaces the shell: the SIGTERM that make forwards to its child (or
 # Ctrl-C) reaches honcho, which stops every process group it started. The Procfile reads the
@@ -109,14 +122,14 @@ format: venv ## Format the code with ruff and apply ruff's safe fixes
 	$(VENV_BIN)/ruff format .
 	$(VENV_BIN)/ruff check --fix .
 
-test: venv redis-check ## Run the linters and the whole test suite (real Redis and MLflow; PYTEST_ARGS=...)
+test: venv tools-check ## Run the linters and the whole test suite (real Redis and MLflow; PYTEST_ARGS=...)
 	@$(MAKE) --no-print-directory lint
 	$(VENV_BIN)/pytest $(PYTEST_ARGS)
 
 unit: venv ## Run the unit tests only (no services)
 	$(VENV_BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-integration: venv redis-check ## Run the integration tests only (starts its own Redis, MLflow, gateway)
+integration: venv tools-check ## Run the integration tests only (starts its own Redis, MLflow, gateway)
 	$(VENV_BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 clean: ## Delete var/: the local registry (models, MLflow db), Redis data and stack.env
