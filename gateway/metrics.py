@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 RATE_LIMITED = Counter(
     "modelgate_rate_limited_total", "Requests refused with 429, by kind of route", ["kind"]
@@ -14,4 +14,32 @@ RATE_LIMIT_STORAGE_ERRORS = Counter(
 )
 AUTH_FAILURES = Counter(
     "modelgate_auth_failures_total", "Requests refused by authentication", ["status"]
+)
+
+# -- the sync fast path: prediction cache and coalescing ---------------------------------------
+CACHE_HITS = Counter(
+    "modelgate_cache_hits_total", "Rows answered from the prediction cache, by layer", ["layer"]
+)
+CACHE_MISSES = Counter("modelgate_cache_misses_total", "Rows looked up and not in the cache")
+CACHE_ERRORS = Counter(
+    "modelgate_cache_errors_total", "Cache reads or writes that failed or timed out", ["op"]
+)
+BATCH_ROWS = Histogram(
+    "modelgate_batch_rows",
+    "Rows per model call of the sync path (coalesced requests)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+BATCH_REQUESTS = Histogram(
+    "modelgate_batch_requests",
+    "Requests coalesced into one model call",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+MODEL_CALL_SECONDS = Histogram(
+    "modelgate_model_call_seconds",
+    "Seconds of one model call on the sync path, by runtime",
+    ["runtime"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+OVERLOADED = Counter(
+    "modelgate_overloaded_total", "Predictions refused with 503 because the queue was full"
 )
