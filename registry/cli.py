@@ -15,6 +15,7 @@ from registry.client import Registry, configure_mlflow_http
 from registry.digest import DIGEST_TAG
 from registry.errors import ModelgateError, RegistryUnavailable
 from registry.importer import import_joblib
+from registry.onnx_runtime import onnx_status
 from registry.settings import STACK_ENV_FILE, RegistrySettings
 from registry.train import TrainOptions, train_and_register
 
@@ -60,6 +61,7 @@ def _wait_for(registry: Registry, seconds: float) -> None:
 @click.option("--max-depth", default=3, show_default=True, type=int)
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--if-missing", is_flag=True, help="Do nothing when the model is registered.")
+@click.option("--onnx/--no-onnx", default=True, show_default=True, help="Add a verified ONNX twin.")
 @click.option("--wait-seconds", default=0.0, type=float, help="Wait this long for the server.")
 @click.pass_context
 def train(
@@ -70,6 +72,7 @@ def train(
     max_depth: int,
     seed: int,
     if_missing: bool,
+    onnx: bool,
     wait_seconds: float,
 ) -> None:
     """Train SEED.md's iris forest and register it as a new version."""
@@ -79,8 +82,8 @@ def train(
         click.echo(f"model '{name}' is already registered; nothing to train")
         return
     options = TrainOptions(n_estimators=n_estimators, max_depth=max_depth, seed=seed)
-    published = train_and_register(registry, options, name=name, alias=alias)
-    click.echo(f"registered {name} version {published.version}")
+    published = train_and_register(registry, options, name=name, alias=alias, onnx=onnx)
+    click.echo(f"registered {name} version {published.version} (onnx: {published.onnx_status})")
     if published.alias_set:
         click.echo(f"alias {alias} -> version {published.version}")
 
@@ -99,6 +102,7 @@ def train(
     help="A CSV with a header row, to infer feature names and types.",
 )
 @click.option("--alias", default="production", show_default=True, help="Alias set if unset.")
+@click.option("--onnx/--no-onnx", default=True, show_default=True, help="Add a verified ONNX twin.")
 @click.pass_context
 def import_(
     ctx: click.Context,
@@ -107,6 +111,7 @@ def import_(
     preprocessor: Path | None,
     sample: Path | None,
     alias: str,
+    onnx: bool,
 ) -> None:
     """Register an existing joblib model (model.pkl) and optional preprocessor."""
     published = import_joblib(
@@ -116,10 +121,32 @@ def import_(
         preprocessor_path=preprocessor,
         sample_path=sample,
         alias=alias,
+        onnx=onnx,
     )
-    click.echo(f"registered {name} version {published.version}")
+    click.echo(f"registered {name} version {published.version} (onnx: {published.onnx_status})")
     if published.alias_set:
         click.echo(f"alias {alias} -> version {published.version}")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("version", type=int)
+@click.pass_context
+def optimize(ctx: click.Context, name: str, version: int) -> None:
+    """Convert a registered version to ONNX, verify it against scikit-learn, keep it if equal."""
+    from registry.optimize import optimize_version
+
+    result = optimize_version(_registry(ctx), name, version)
+    click.echo(f"{name} version {version}: onnx {result.status}")
+    check = result.verification
+    if check is not None:
+        click.echo(
+            f"verified on {check.rows} rows ({check.threshold_rows} on split thresholds): "
+            f"{check.label_mismatches} label mismatches, "
+            f"largest difference {check.max_abs_diff:.2g}"
+        )
+    if result.sha256:
+        click.echo(f"sha256 {result.sha256}")
 
 
 @main.command()
@@ -135,7 +162,10 @@ def versions(ctx: click.Context, name: str) -> None:
         number = int(mv.version)
         aliases = ",".join(sorted(by_version.get(number, []))) or "-"
         digest = (mv.tags or {}).get(DIGEST_TAG, "")[:12] or "none"
-        click.echo(f"{name}\tversion {number}\taliases {aliases}\tsha256 {digest}\trun {mv.run_id}")
+        click.echo(
+            f"{name}\tversion {number}\taliases {aliases}\tsha256 {digest}"
+            f"\tonnx {onnx_status(mv)}\trun {mv.run_id}"
+        )
 
 
 @main.command(name="promote")

@@ -90,6 +90,11 @@ class Registry:
         with _translated(lambda: self._missing_version(name, version)):
             return str(self.client.get_model_version_download_uri(name, str(version)))
 
+    def log_artifact(self, run_id: str, local_path: str, artifact_path: str) -> None:
+        """Store a file among a run's artifacts (through the server's artifact proxy)."""
+        with _translated(lambda: RegistryError(f"run '{run_id}' not found")):
+            self.client.log_artifact(run_id, local_path, artifact_path)
+
     def run_metrics(self, run_id: str) -> dict[str, float]:
         with _translated(lambda: RegistryError(f"run '{run_id}' not found")):
             return dict(self.client.get_run(run_id).data.metrics)

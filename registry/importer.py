@@ -58,6 +58,7 @@ def import_joblib(
     preprocessor_path: Path | None = None,
     sample_path: Path | None = None,
     alias: str | None = "production",
+    onnx: bool = True,
 ) -> Published:
     """Register `model.pkl` (+ `preprocessor.pkl`) as a new version of `name`.
 
@@ -83,6 +84,7 @@ def import_joblib(
         params=params,
         metrics={},
         alias=alias,
+        onnx=onnx,
     )
 
 

@@ -6,6 +6,7 @@ registration: the MLmodel file (which names the format and skops' trusted types)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 import shutil
@@ -24,6 +25,7 @@ from registry.client import Registry
 from registry.digest import DIGEST_TAG, digest_matches
 from registry.errors import ArtifactRejected, RegistryError, RegistryUnavailable
 from registry.model import LoadedModel
+from registry.onnx_runtime import VERIFIED, fetch_onnx, onnx_status
 from registry.signature import signature_from_mlflow
 
 logger = logging.getLogger(__name__)
@@ -39,8 +41,13 @@ def load_version(
     work_dir: Path | None = None,
     allow_pickle: bool = False,
     trusted_prefixes: tuple[str, ...] = DEFAULT_TRUSTED_PREFIXES,
+    use_onnx: bool = True,
 ) -> LoadedModel:
-    """Download, verify and load one registered version; raises a RegistryError otherwise."""
+    """Download, verify and load one registered version; raises a RegistryError otherwise.
+
+    With `use_onnx`, a version whose ONNX twin was verified (`modelgate optimize`) answers with
+    onnxruntime; when that file cannot be fetched or fails its checksum, scikit-learn answers.
+    """
     model_version = registry.version(name, version)
     expected = (model_version.tags or {}).get(DIGEST_TAG)
     if not expected:
@@ -71,7 +78,7 @@ def load_version(
             metrics = registry.run_metrics(model_version.run_id)
         except RegistryError:
             logger.warning("no training metrics for %s version %s", name, version)
-    return LoadedModel(
+    model = LoadedModel(
         name=name,
         version=int(version),
         run_id=model_version.run_id,
@@ -79,7 +86,18 @@ def load_version(
         estimator=estimator,
         digest=expected,
         metrics=metrics,
+        onnx_status=onnx_status(model_version),
     )
+    if not use_onnx:
+        return model
+    if model.onnx_status != VERIFIED:
+        return model
+    try:
+        twin = fetch_onnx(registry.tracking_uri, model_version, model.classes, work_dir)
+    except RegistryError as exc:
+        logger.warning("model %s version %s stays on scikit-learn: %s", name, version, exc.message)
+        return dataclasses.replace(model, onnx_status=f"refused: {exc.message}")
+    return dataclasses.replace(model, onnx=twin)
 
 
 def _deserialise(local: Path, allow_pickle: bool, trusted_prefixes: tuple[str, ...]) -> Any:

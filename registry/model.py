@@ -60,7 +60,14 @@ class LoadedModel:
     estimator: Any = field(repr=False, compare=False)
     digest: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
-    runtime: str = "sklearn"
+    #: A verified ONNX twin (`registry.onnx_runtime.OnnxModel`) that answers instead, or None.
+    onnx: Any = field(default=None, repr=False, compare=False)
+    #: Why the version runs on its runtime: "verified", "not converted", a refusal reason...
+    onnx_status: str = "not converted"
+
+    @property
+    def runtime(self) -> str:
+        return "onnx" if self.onnx is not None else "sklearn"
 
     @cached_property
     def final_estimator(self) -> Any:
@@ -106,6 +113,9 @@ class LoadedModel:
             ) from None
 
     def _predict(self, rows: list[list[Any]]) -> Prediction:
+        if self.onnx is not None:
+            labels, probabilities = self.onnx.run(np.asarray(rows, dtype=np.float64))
+            return Prediction(labels, probabilities)
         data = self.to_input(rows)
         if not self.has_probabilities:
             return Prediction(np.asarray(self.estimator.predict(data)).tolist(), None)
@@ -124,6 +134,7 @@ class LoadedModel:
             "run_id": self.run_id,
             "model_type": self.model_type,
             "runtime": self.runtime,
+            "onnx": self.onnx_status,
             "signature": self.signature.as_dict(),
             "classes": self.classes,
             "metrics": dict(self.metrics),

@@ -31,6 +31,7 @@ class Published:
     run_id: str
     digest: str
     alias_set: bool
+    onnx_status: str = "not converted"
 
 
 def publish(
@@ -43,9 +44,11 @@ def publish(
     params: dict[str, Any],
     metrics: dict[str, float],
     alias: str | None,
+    onnx: bool = True,
 ) -> Published:
-    """Log `estimator` in a run, register it under `name`, record its SHA-256, set `alias` if
-    that alias is not set yet, and return the new version."""
+    """Log `estimator` in a run, register it under `name`, record its SHA-256, give it a
+    verified ONNX twin where possible (`onnx`), set `alias` if that alias is not set yet, and
+    return the new version. The twin comes before the alias, so the first load finds it."""
     mlflow.set_tracking_uri(registry.tracking_uri)
     mlflow.set_registry_uri(registry.tracking_uri)
     mlflow.set_experiment(experiment)
@@ -71,6 +74,9 @@ def publish(
         )
     version = int(info.registered_model_version)
     digest = record_digest(registry, name, version)
+    onnx_status = "not converted"
+    if onnx:
+        onnx_status = _optimize(registry, name, version, example)
     alias_set = False
     if alias:
         try:
@@ -79,7 +85,22 @@ def publish(
             registry.set_alias(name, alias, version)
             alias_set = True
     logger.info("registered %s version %s (alias set: %s)", name, version, alias_set)
-    return Published(name, version, run.info.run_id, digest, alias_set)
+    return Published(name, version, run.info.run_id, digest, alias_set, onnx_status)
+
+
+def _optimize(registry: Registry, name: str, version: int, example: pd.DataFrame) -> str:
+    """The ONNX status of the new version; a failed conversion never fails the registration."""
+    from registry.optimize import optimize_version
+
+    try:
+        numeric = example.head(50).to_numpy(dtype="float64")
+    except (TypeError, ValueError):
+        numeric = None
+    try:
+        return optimize_version(registry, name, version, example=numeric).status
+    except Exception as exc:  # logged; scikit-learn serves the version as before
+        logger.warning("ONNX conversion of %s version %s failed: %s", name, version, exc)
+        return f"failed: {type(exc).__name__}"
 
 
 def record_digest(registry: Registry, name: str, version: int) -> str:

@@ -44,7 +44,11 @@ def train_iris(options: TrainOptions) -> tuple[RandomForestClassifier, pd.DataFr
 
 
 def train_and_register(
-    registry: Registry, options: TrainOptions, name: str = "iris", alias: str | None = "production"
+    registry: Registry,
+    options: TrainOptions,
+    name: str = "iris",
+    alias: str | None = "production",
+    onnx: bool = True,
 ) -> Published:
     """Train the demo model and register it as a new version of `name`."""
     model, frame, accuracy = train_iris(options)
@@ -62,4 +66,5 @@ def train_and_register(
         },
         metrics={"accuracy": accuracy},
         alias=alias,
+        onnx=onnx,
     )

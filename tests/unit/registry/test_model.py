@@ -145,6 +145,7 @@ def test_describe_keys_and_values(forest) -> None:
         "run_id",
         "model_type",
         "runtime",
+        "onnx",
         "signature",
         "classes",
         "metrics",
@@ -154,6 +155,7 @@ def test_describe_keys_and_values(forest) -> None:
     assert described["run_id"] == "run"
     assert described["model_type"] == "RandomForestClassifier"
     assert described["runtime"] == "sklearn"
+    assert described["onnx"] == "not converted"
     assert described["signature"] == NUMBERED.as_dict()
     assert described["classes"] == [0, 1, 2]
     assert described["metrics"] == {"accuracy": 0.9}

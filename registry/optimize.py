@@ -1,0 +1,116 @@
+"""`modelgate optimize`: give a registered version a verified ONNX twin, stored beside it.
+
+The ONNX file is an artifact of the version's run (`modelgate-onnx/v<version>/model.onnx`), so
+the version's own artifact, and the digest recorded for it, stay as they were. Version tags say
+where the file is, its SHA-256 (checked before every load), and how the verification went.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from registry.client import Registry
+from registry.errors import ArtifactRejected
+from registry.loader import DEFAULT_TRUSTED_PREFIXES, downloaded, load_version
+from registry.model import LoadedModel
+from registry.onnx_convert import ConversionUnsupported, convert
+from registry.onnx_runtime import (
+    ONNX_ARTIFACT_TAG,
+    ONNX_REPORT_TAG,
+    ONNX_SHA_TAG,
+    ONNX_STATUS_TAG,
+    VERIFIED,
+    OnnxModel,
+)
+from registry.onnx_verify import Verification, sample_rows, verify
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Optimized:
+    """The outcome for one version: `status` is "verified", or why it stays on scikit-learn."""
+
+    name: str
+    version: int
+    status: str
+    verification: Verification | None
+    sha256: str | None = None
+
+
+def convert_and_verify(
+    model: LoadedModel, example: np.ndarray | None
+) -> tuple[bytes | None, Verification | None, str]:
+    """(graph, verification, status) for a scikit-learn `LoadedModel`; graph None unless kept."""
+    if not model.signature.all_numeric:
+        return None, None, "unsupported: non-numeric features"
+    try:
+        graph = convert(model.estimator, len(model.signature.features)).SerializeToString()
+        twin = dataclasses.replace(model, onnx=OnnxModel(graph, model.classes))
+    except ConversionUnsupported as exc:
+        return None, None, f"unsupported: {exc}"
+    except Exception as exc:  # onnxruntime refusing the graph is a refusal, not a crash
+        return None, None, f"unsupported: onnxruntime cannot run it ({type(exc).__name__})"
+    rows, on_threshold = sample_rows(model.estimator, len(model.signature.features), example)
+    verification = verify(model, twin, rows, on_threshold)
+    if not verification.ok:
+        return None, verification, f"rejected: {verification.reason}"
+    return graph, verification, VERIFIED
+
+
+def optimize_version(
+    registry: Registry,
+    name: str,
+    version: int,
+    *,
+    example: np.ndarray | None = None,
+    allow_pickle: bool = False,
+    trusted_prefixes: tuple[str, ...] = DEFAULT_TRUSTED_PREFIXES,
+) -> Optimized:
+    """Convert, verify and (when verified) store the ONNX twin of a registered version."""
+    model = load_version(
+        registry, name, version, None, allow_pickle, trusted_prefixes, use_onnx=False
+    )
+    if example is None:
+        example = input_example(registry, name, version)
+    graph, verification, status = convert_and_verify(model, example)
+    sha256 = None
+    if graph is not None:
+        if not model.run_id:
+            status = "unsupported: the version has no run to store the file in"
+        else:
+            sha256 = hashlib.sha256(graph).hexdigest()
+            artifact = f"modelgate-onnx/v{version}"
+            with tempfile.TemporaryDirectory(prefix="modelgate-onnx-") as scratch:
+                path = Path(scratch) / "model.onnx"
+                path.write_bytes(graph)
+                registry.log_artifact(model.run_id, str(path), artifact)
+            registry.set_version_tag(name, version, ONNX_ARTIFACT_TAG, f"{artifact}/model.onnx")
+            registry.set_version_tag(name, version, ONNX_SHA_TAG, sha256)
+    registry.set_version_tag(name, version, ONNX_STATUS_TAG, status[:500])
+    if verification is not None:
+        report = json.dumps(verification.as_dict())
+        registry.set_version_tag(name, version, ONNX_REPORT_TAG, report)
+    logger.info("ONNX for %s version %s: %s", name, version, status)
+    return Optimized(name, version, status, verification, sha256)
+
+
+def input_example(registry: Registry, name: str, version: int) -> np.ndarray | None:
+    """The version's logged input example as float64 rows, when it has a numeric one."""
+    from mlflow.models import Model
+
+    with downloaded(registry, name, version) as local:
+        try:
+            example: Any = Model.load(str(local)).load_input_example(str(local))
+            return None if example is None else np.asarray(example, dtype=np.float64)
+        except (ValueError, TypeError, OSError, ArtifactRejected):
+            return None
