@@ -14,10 +14,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
 from gateway.auth import KeyRing, bootstrap_key
+from gateway.batcher import Coalescer
+from gateway.cache import PredictionCache
 from gateway.errors import install_error_handlers
 from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from gateway.openapi import build_openapi
-from gateway.predict import Predictor
 from gateway.ratelimit import RateLimiter
 from gateway.routes import admin, health, jobs, legacy, models, predict
 from gateway.routes.jobs import is_job_upload
@@ -50,6 +51,7 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             work_dir=Path(settings.model_dir) if settings.model_dir else None,
             allow_pickle=settings.allow_pickle,
             trusted_prefixes=settings.trusted_prefixes,
+            use_onnx=settings.runtime == "auto",
         )
         timeout = settings.redis_timeout_seconds
         redis = _redis(settings.redis_url, timeout)
@@ -66,18 +68,31 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             fail_open=settings.rate_limit_fail_open,
             timeout=timeout,
         )
+        cache_redis = (
+            _redis(settings.effective_cache_url, timeout)
+            if settings.effective_cache_url != settings.redis_url
+            else None
+        )
         state = GatewayState(
             settings=settings,
             models=manager,
-            predictor=Predictor(settings.predict_threads, settings.max_pending_predictions),
+            coalescer=Coalescer(
+                settings.predict_threads,
+                settings.batch_max_rows,
+                settings.batch_max_wait_ms / 1000,
+                settings.max_pending_predictions,
+            ),
             keys=keys,
             limiter=limiter,
             jobs=JobClient(settings),
             redis=redis,
-            cache=(
-                _redis(settings.effective_cache_url, timeout)
-                if settings.effective_cache_url != settings.redis_url
-                else None
+            cache_redis=cache_redis,
+            cache=PredictionCache(
+                cache_redis or redis,
+                settings.key_prefix,
+                settings.cache_ttl_seconds,
+                settings.cache_timeout_seconds,
+                settings.local_cache_size,
             ),
             http=httpx.AsyncClient(timeout=max(timeout, 1.0)),
         )
@@ -91,10 +106,11 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
         finally:
             await manager.stop()
             await keys.stop()
-            state.predictor.close()
+            state.coalescer.close()
+            await state.cache.close()
             await state.redis.aclose()
-            if state.cache is not None:
-                await state.cache.aclose()
+            if state.cache_redis is not None:
+                await state.cache_redis.aclose()
             await state.http.aclose()
             state.jobs.close()
 

@@ -1,49 +1,36 @@
-"""Synchronous prediction: request shapes, row limits, and model calls off the event loop."""
+"""Synchronous prediction: request shapes, row limits, validation, cache, coalesced model calls."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from gateway.errors import Overloaded, TooManyRows, UnknownField
-from gateway.serving import ModelManager
+from gateway.cache import decode, encode
+from gateway.errors import TooManyRows, UnknownField
 from registry.errors import InvalidInput, VersionNotFound
 from registry.model import LoadedModel, Prediction
+
+if TYPE_CHECKING:
+    from gateway.state import GatewayState
 
 _V1_FIELDS = frozenset({"instances", "records", "version"})
 #: MLflow versions are 32-bit integers; a larger one cannot exist (and is not sent to MLflow).
 MAX_VERSION = 2**31 - 1
+#: Requests of at most this many rows are validated on the event loop (microseconds each).
+INLINE_VALIDATION_ROWS = 64
 
 
-class Predictor:
-    """Runs model calls in a thread pool behind a bounded queue (full: 503 Overloaded)."""
+class CacheCount(NamedTuple):
+    """Rows of one request answered from the cache, and rows predicted."""
 
-    def __init__(self, threads: int, max_pending: int) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
-        self.max_pending = max_pending
-        self.pending = 0
-        self._lock = threading.Lock()
+    hits: int
+    misses: int
 
-    async def predict(self, model: LoadedModel, kind: str, rows: Any) -> Prediction:
-        """Validate `rows` against the model and predict them, in one job off the event loop."""
-        with self._lock:
-            if self.pending >= self.max_pending:
-                raise Overloaded("too many predictions in progress; retry shortly")
-            self.pending += 1
-        # Released when the call really ends, even if the awaiting request was cancelled first.
-        job = self.executor.submit(_check_and_predict, model, kind, rows)
-        job.add_done_callback(self._release)
-        return await asyncio.wrap_future(job)
 
-    def _release(self, _: Future[Prediction]) -> None:
-        with self._lock:
-            self.pending -= 1
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+def uses_cache(mode: str, runtime: str) -> bool:
+    """Whether the prediction cache serves a version on `runtime` under the `cache_mode`."""
+    return mode == "on" or (mode == "sklearn" and runtime == "sklearn")
 
 
 def parse_version(body: Mapping[str, Any]) -> int | None:
@@ -96,20 +83,38 @@ def checked_rows(model: LoadedModel, kind: str, rows: Any) -> list[list[Any]]:
     return model.signature.check_instances(rows)
 
 
-def _check_and_predict(model: LoadedModel, kind: str, rows: Any) -> Prediction:
-    return model.predict(checked_rows(model, kind, rows))
-
-
 async def serve(
-    models: ModelManager,
-    predictor: Predictor,
-    ref: str,
-    kind: str,
-    rows: Any,
-    version: int | None,
-    max_rows: int,
-) -> tuple[LoadedModel, Prediction]:
-    """The whole sync path after parsing: row limit, model lookup, validation, model call."""
-    check_row_count(rows, max_rows, ref.partition("@")[0])
-    model = await models.resolve(ref, version)
-    return model, await predictor.predict(model, kind, rows)
+    state: GatewayState, ref: str, kind: str, rows: Any, version: int | None
+) -> tuple[LoadedModel, Prediction, CacheCount]:
+    """The whole sync path after parsing: row limit, model lookup, validation, cache, model.
+
+    Validation runs on the loop for small requests (microseconds) and in a thread otherwise.
+    """
+    settings = state.settings
+    check_row_count(rows, settings.max_sync_rows, ref.partition("@")[0])
+    model = await state.models.resolve(ref, version)
+    if isinstance(rows, list) and len(rows) <= INLINE_VALIDATION_ROWS:
+        checked = checked_rows(model, kind, rows)
+    else:
+        checked = await asyncio.to_thread(checked_rows, model, kind, rows)
+    cache = state.cache if uses_cache(settings.cache_mode, model.runtime) else None
+    if cache is None:
+        return model, await state.coalescer.predict(model, checked), CacheCount(0, 0)
+    keys = cache.keys(model, checked)
+    found = await cache.get_many(keys)
+    missing = [i for i, value in enumerate(found) if value is None]
+    fresh = None
+    if missing:
+        fresh = await state.coalescer.predict(model, [checked[i] for i in missing])
+    labels: list[Any] = [None] * len(checked)
+    probabilities: list[Any] = [None] * len(checked)
+    for i, value in enumerate(found):
+        if value is not None:
+            labels[i], probabilities[i] = decode(value)
+    if fresh is not None:
+        for j, i in enumerate(missing):
+            labels[i] = fresh.labels[j]
+            probabilities[i] = fresh.probabilities[j] if fresh.probabilities is not None else None
+        cache.put_many([(keys[i], encode(labels[i], probabilities[i])) for i in missing])
+    result = Prediction(labels, probabilities if model.has_probabilities else None)
+    return model, result, CacheCount(len(checked) - len(missing), len(missing))

@@ -17,12 +17,15 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities.model_registry import ModelVersion
+
 from gateway.errors import ModelNotReady, Overloaded
 from gateway.specs import ModelSpec
 from registry.client import Registry
 from registry.errors import ModelNotFound, RegistryError
 from registry.loader import DEFAULT_TRUSTED_PREFIXES, load_version
 from registry.model import LoadedModel
+from registry.onnx_runtime import VERIFIED, onnx_status
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class ModelManager:
         work_dir: Path | None = None,
         allow_pickle: bool = False,
         trusted_prefixes: tuple[str, ...] = DEFAULT_TRUSTED_PREFIXES,
+        use_onnx: bool = True,
     ) -> None:
         self.specs = {spec.name: spec for spec in specs}
         self.default_name = specs[0].name
@@ -56,6 +60,7 @@ class ModelManager:
         self.work_dir = work_dir
         self.allow_pickle = allow_pickle
         self.trusted_prefixes = trusted_prefixes
+        self.use_onnx = use_onnx
         self.current: dict[str, LoadedModel] = {}
         self.last_error: dict[str, str | None] = {spec.name: None for spec in specs}
         self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
@@ -103,14 +108,19 @@ class ModelManager:
 
     async def _refresh(self, spec: ModelSpec) -> None:
         try:
-            version = await asyncio.to_thread(self.registry.alias_version, spec.name, spec.alias)
+            found = await asyncio.to_thread(
+                self.registry.alias_model_version, spec.name, spec.alias
+            )
+            version = int(found.version)
             serving = self.current.get(spec.name)
-            if serving is not None and serving.version == version:
+            upgrade = serving is not None and self._onnx_arrived(serving, found)
+            if serving is not None and serving.version == version and not upgrade:
                 self.last_error[spec.name] = None
                 return
             started = time.perf_counter()
             # A version served before (a rollback) is still in memory: no download.
-            model = self._extra.get((spec.name, version)) or await self._load(spec.name, version)
+            model = None if upgrade else self._extra.get((spec.name, version))
+            model = model or await self._load(spec.name, version)
         except RegistryError as exc:
             if self.last_error.get(spec.name) != exc.message:
                 logger.warning(
@@ -136,6 +146,17 @@ class ModelManager:
             getattr(previous, "version", None),
             (time.perf_counter() - started) * 1000,
             extra={"model": spec.name, "model_version": model.version},
+        )
+
+    def _onnx_arrived(self, serving: LoadedModel, found: ModelVersion) -> bool:
+        """True when the served version got a verified ONNX twin since it was loaded
+        (`modelgate optimize` on a live version); a twin refused at load is not retried."""
+        return (
+            self.use_onnx
+            and int(found.version) == serving.version
+            and serving.onnx is None
+            and not serving.onnx_status.startswith("refused")
+            and onnx_status(found) == VERIFIED
         )
 
     # -- lookups for requests --------------------------------------------------------------
@@ -229,6 +250,7 @@ class ModelManager:
                     self.work_dir,
                     self.allow_pickle,
                     self.trusted_prefixes,
+                    self.use_onnx,
                 )
             )
             self._loading[key] = pending

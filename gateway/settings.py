@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from gateway.specs import parse_specs
@@ -36,10 +38,30 @@ class GatewaySettings(SharedSettings):
     """Largest request body, enforced while it streams in."""
 
     predict_threads: int = Field(default=2, ge=1)
-    """Threads that run model calls, off the event loop."""
+    """Threads that run model calls, off the event loop (model calls running at once)."""
 
-    max_pending_predictions: int = Field(default=256, ge=1)
-    """Model calls queued or running at once; past this, 503 with Retry-After."""
+    max_pending_predictions: int = Field(default=1024, ge=1)
+    """Requests queued for or in a model call at once; past this, 503 with Retry-After."""
+
+    batch_max_rows: int = Field(default=512, ge=1)
+    """Most rows the coalescer combines into one model call (a larger request goes alone)."""
+
+    batch_max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    """How long a request may wait for others to share its model call while a thread is free;
+    0 calls at once (requests still combine while every thread is busy)."""
+
+    cache_mode: Literal["on", "off", "sklearn"] = "sklearn"
+    """Prediction cache use: `on`, `off`, or `sklearn` (only for versions served by
+    scikit-learn, since a cache round trip costs more than an onnxruntime call; see bench/)."""
+
+    cache_ttl_seconds: int = Field(default=3600, ge=1)
+    """How long a cached prediction is kept."""
+
+    cache_timeout_seconds: float = Field(default=0.05, gt=0)
+    """Longest wait for the cache Redis; past it the rows are predicted (never an error)."""
+
+    local_cache_size: int = Field(default=10_000, ge=0)
+    """Predictions kept in the process in front of the cache Redis (0: Redis only)."""
 
     allow_pickle: bool = False
     """Load verified artifacts stored as pickle (skops is always allowed)."""

@@ -8,7 +8,8 @@ import httpx
 from redis.asyncio import Redis
 
 from gateway.auth import KeyRing
-from gateway.predict import Predictor
+from gateway.batcher import Coalescer
+from gateway.cache import PredictionCache
 from gateway.ratelimit import RateLimiter
 from gateway.serving import ModelManager
 from gateway.settings import GatewaySettings
@@ -19,10 +20,11 @@ from worker.client import JobClient
 class GatewayState:
     settings: GatewaySettings
     models: ModelManager
-    predictor: Predictor
+    coalescer: Coalescer
     keys: KeyRing
     limiter: RateLimiter
     jobs: JobClient
     redis: Redis
-    cache: Redis | None
+    cache_redis: Redis | None
+    cache: PredictionCache
     http: httpx.AsyncClient

@@ -67,8 +67,12 @@ class Registry:
 
     def alias_version(self, name: str, alias: str) -> int:
         """The version an alias points to now."""
+        return int(self.alias_model_version(name, alias).version)
+
+    def alias_model_version(self, name: str, alias: str) -> ModelVersion:
+        """The version an alias points to now, with its tags."""
         with _translated(lambda: self._missing_alias(name, alias)):
-            return int(self.client.get_model_version_by_alias(name, alias).version)
+            return self.client.get_model_version_by_alias(name, alias)
 
     def aliases(self, name: str) -> dict[str, int]:
         model = self.registered_model(name)

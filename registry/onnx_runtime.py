@@ -30,16 +30,21 @@ VERIFIED = "verified"
 
 #: Tree operators sum their votes in float32 (1.0 comes out as 0.99999905 after 100 trees);
 #: rounded to this many decimals, probabilities read like scikit-learn's, 5e-6 at most away,
-#: inside the 1e-5 that verification demands of the final output.
+#: inside the 1e-5 that verification demands of the final output. Graphs without trees compute
+#: in float64 and are not rounded.
 PROBABILITY_DECIMALS = 5
+_FLOAT32_OPS = frozenset({"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"})
 
 
 class OnnxModel:
     """One session, one thread per call: the callers' thread pool or batcher is the parallelism."""
 
     def __init__(self, graph: bytes, classes: list[Any] | None) -> None:
+        import onnx
         import onnxruntime as ort  # loaded only where ONNX serves
 
+        nodes = onnx.load_from_string(graph).graph.node
+        self.float32_scores = any(node.op_type in _FLOAT32_OPS for node in nodes)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -54,7 +59,9 @@ class OnnxModel:
         if self.classes is None:
             return np.asarray(outputs[0], dtype=np.float64).ravel().tolist(), None
         labels = np.asarray(outputs[0]).ravel().tolist()
-        proba = np.round(np.asarray(outputs[1], dtype=np.float64), PROBABILITY_DECIMALS)
+        proba = np.asarray(outputs[1], dtype=np.float64)
+        if self.float32_scores:
+            proba = np.round(proba, PROBABILITY_DECIMALS)
         return labels, proba.tolist()
 
 

@@ -38,7 +38,10 @@ def runner_factory(settings: WorkerSettings) -> Callable[[], ChunkRunner]:
                 redis, settings.key_prefix, settings.job_ttl_seconds, settings.chunk_size
             )
             runner = ChunkRunner(
-                store, Registry(settings.mlflow_tracking_uri), settings.max_chunk_deliveries
+                store,
+                Registry(settings.mlflow_tracking_uri),
+                settings.max_chunk_deliveries,
+                use_onnx=settings.runtime == "auto",
             )
         return runner
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from registry.settings import RegistrySettings
@@ -51,6 +53,10 @@ class SharedSettings(RegistrySettings):
 
     max_stored_rows_per_owner: int = Field(default=5_000_000, ge=1)
     """Rows one owner may keep stored across unexpired jobs (inputs and results)."""
+
+    runtime: Literal["auto", "sklearn"] = "auto"
+    """Model runtime: `auto` serves a version's verified ONNX twin with onnxruntime when it has
+    one (`modelgate optimize`), else scikit-learn; `sklearn` always uses scikit-learn."""
 
     @property
     def effective_cache_url(self) -> str:

@@ -29,16 +29,19 @@ MODEL_CACHE_SIZE = 3
 class ChunkRunner:
     """What a worker process needs to run chunks: the job store and a small model cache."""
 
-    def __init__(self, store: JobStore, registry: Registry, max_deliveries: int) -> None:
+    def __init__(
+        self, store: JobStore, registry: Registry, max_deliveries: int, use_onnx: bool = True
+    ) -> None:
         self.store = store
         self.registry = registry
         self.max_deliveries = max_deliveries
+        self.use_onnx = use_onnx
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
 
     def model(self, name: str, version: int) -> LoadedModel:
         key = (name, version)
         if key not in self._models:
-            self._models[key] = load_version(self.registry, name, version)
+            self._models[key] = load_version(self.registry, name, version, use_onnx=self.use_onnx)
             while len(self._models) > MODEL_CACHE_SIZE:
                 self._models.popitem(last=False)
         self._models.move_to_end(key)

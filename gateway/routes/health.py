@@ -36,7 +36,7 @@ async def readyz(state: StateDep) -> Response:
         },
         "keys": {"loaded": state.keys.loaded_at is not None, "loaded_at": state.keys.loaded_at},
         "dependencies": await dependency_report(
-            state.redis, state.cache, state.http, state.settings.mlflow_tracking_uri
+            state.redis, state.cache_redis, state.http, state.settings.mlflow_tracking_uri
         ),
     }
     return json_response(report, status=200 if ready else 503)

@@ -39,17 +39,11 @@ _BODY_DOC: dict[str, Any] = {
 async def predict(request: Request, state: StateDep, key: PredictKey) -> Response:
     """`{"features": [[...]]}` in, `{"predictions", "probabilities"}` out, default model."""
     rows = legacy_rows(await read_json(request, missing_type_is_json=True))
-    loaded, result = await serve(
-        state.models,
-        state.predictor,
-        state.models.default_name,
-        "instances",
-        rows,
-        None,
-        state.settings.max_sync_rows,
-    )
+    loaded, result, cache = await serve(state, state.models.default_name, "instances", rows, None)
     return json_response(
-        {"predictions": result.labels, "probabilities": result.probabilities}, model=loaded
+        {"predictions": result.labels, "probabilities": result.probabilities},
+        model=loaded,
+        cache=cache,
     )
 
 

@@ -40,9 +40,7 @@ _BODY_DOC: dict[str, Any] = {
 async def predict(model: str, request: Request, state: StateDep, key: PredictKey) -> Response:
     """Predict rows with `model` (`name` or `name@alias`), optionally pinned to a version."""
     kind, rows, version = v1_request(await read_json(request))
-    loaded, result = await serve(
-        state.models, state.predictor, model, kind, rows, version, state.settings.max_sync_rows
-    )
+    loaded, result, cache = await serve(state, model, kind, rows, version)
     return json_response(
         {
             "model": loaded.name,
@@ -52,4 +50,5 @@ async def predict(model: str, request: Request, state: StateDep, key: PredictKey
             "classes": loaded.classes,
         },
         model=loaded,
+        cache=cache,
     )

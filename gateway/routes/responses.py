@@ -7,11 +7,22 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from gateway.predict import CacheCount
 from registry.model import LoadedModel
 
 
-def json_response(payload: Any, status: int = 200, model: LoadedModel | None = None) -> Response:
-    headers = None
+def json_response(
+    payload: Any,
+    status: int = 200,
+    model: LoadedModel | None = None,
+    cache: CacheCount | None = None,
+) -> Response:
+    headers: dict[str, str] = {}
     if model is not None:
-        headers = {"X-Model-Name": model.name, "X-Model-Version": str(model.version)}
+        headers["X-Model-Name"] = model.name
+        headers["X-Model-Version"] = str(model.version)
+        headers["X-Model-Runtime"] = model.runtime
+    if cache is not None:
+        headers["X-Cache-Hits"] = str(cache.hits)
+        headers["X-Cache-Misses"] = str(cache.misses)
     return Response(orjson.dumps(payload), status, headers=headers, media_type="application/json")

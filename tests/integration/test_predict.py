@@ -10,12 +10,15 @@ import numpy as np
 from sklearn.datasets import load_iris
 
 from registry.model import LoadedModel
+from tests.integration.conftest import GatewayFactory
 from tests.integration.processes import Gateway
 
 ROWS = load_iris().data[::7].tolist()
 
 
 def test_v1_instances_match_the_registered_model(gateway: Gateway, iris: dict[int, LoadedModel]):
+    """The demo forest is served by its verified ONNX twin: the classes scikit-learn gives,
+    exactly, and its probabilities within 1e-5."""
     model = iris[1]
     response = gateway.http.post("/v1/models/iris/predict", json={"instances": ROWS})
     assert response.status_code == 200, response.text
@@ -23,9 +26,23 @@ def test_v1_instances_match_the_registered_model(gateway: Gateway, iris: dict[in
     expected = model.estimator.predict_proba(np.asarray(ROWS))
     assert body["model"] == "iris" and body["version"] == 1
     assert body["predictions"] == model.estimator.predict(np.asarray(ROWS)).tolist()
-    assert np.allclose(body["probabilities"], expected, atol=1e-12)
+    assert np.abs(np.subtract(body["probabilities"], expected)).max() <= 1e-5
     assert body["classes"] == [0, 1, 2]
     assert response.headers["x-model-version"] == "1"
+    assert response.headers["x-model-runtime"] == "onnx"
+
+
+def test_the_sklearn_runtime_answers_exactly_like_the_estimator(
+    gateway_factory: GatewayFactory, iris: dict[int, LoadedModel]
+):
+    gateway = gateway_factory(runtime="sklearn")
+    response = gateway.http.post("/v1/models/iris/predict", json={"instances": ROWS})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model-runtime"] == "sklearn"
+    expected = iris[1].estimator.predict_proba(np.asarray(ROWS))
+    assert np.allclose(response.json()["probabilities"], expected, atol=1e-12, rtol=0)
+    listed = gateway.http.get("/v1/models/iris").json()["versions"][0]
+    assert listed["runtime"] == "sklearn" and listed["onnx"] == "verified"
 
 
 def test_records_equal_instances(gateway: Gateway, iris: dict[int, LoadedModel]):
@@ -72,7 +89,7 @@ def test_model_listing(gateway: Gateway):
     one = gateway.http.get("/v1/models/iris").json()
     assert one["alias"] == "production" and one["version"] == 1 and one["ready"]
     served = {v["version"]: v for v in one["versions"]}
-    assert served[1]["runtime"] == "sklearn"
+    assert served[1]["runtime"] == "onnx" and served[1]["onnx"] == "verified"
     assert "accuracy" in served[1]["metrics"]
     assert [f["name"] for f in served[1]["signature"]] == [
         "sepal_length",

@@ -1,18 +1,14 @@
-"""Request shapes, row limits and the bounded model-call queue (gateway/predict.py)."""
+"""Request shapes, row limits and cache policy (gateway/predict.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any
 
 import pytest
 
-from gateway.errors import Overloaded, TooManyRows, UnknownField
-from gateway.predict import Predictor, check_row_count, legacy_rows, parse_version, v1_request
+from gateway.errors import TooManyRows, UnknownField
+from gateway.predict import check_row_count, legacy_rows, uses_cache, v1_request
 from registry.errors import InvalidInput
-from registry.model import Prediction
-from registry.signature import Feature, Signature
 
 ROWS = [[1.0, 2.0]]
 
@@ -108,104 +104,16 @@ def test_row_count_ignores_what_is_not_a_list() -> None:
     check_row_count({"a": 1}, limit=0, model="iris")
 
 
-# -- Predictor -------------------------------------------------------------------------------
-
-
-#: The fakes below validate rows as a real model would, against this signature.
-FAKE_SIGNATURE = Signature(tuple(Feature(f"f{i}", "double") for i in range(len(ROWS[0]))))
-
-
-class SlowModel:
-    """Blocks in `predict` until released, so the queue can be observed full."""
-
-    signature = FAKE_SIGNATURE
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def predict(self, rows: list[list[Any]]) -> Prediction:
-        self.entered.set()
-        assert self.release.wait(5), "the test never released the model"
-        return Prediction([len(rows)], None)
-
-
-class FastModel:
-    signature = FAKE_SIGNATURE
-
-    def __init__(self) -> None:
-        self.thread: str | None = None
-
-    def predict(self, rows: list[list[Any]]) -> Prediction:
-        self.thread = threading.current_thread().name
-        return Prediction(["a"] * len(rows), [[1.0]] * len(rows))
-
-
-def test_predictor_returns_the_models_result_off_the_event_loop() -> None:
-    predictor = Predictor(threads=1, max_pending=2)
-    model = FastModel()
-    try:
-        result = asyncio.run(predictor.predict(model, "instances", ROWS))  # type: ignore[arg-type]
-    finally:
-        predictor.close()
-    assert result == Prediction(["a"], [[1.0]])
-    assert model.thread is not None and model.thread.startswith("predict")
-    assert predictor.pending == 0
-
-
-def test_predictor_refuses_when_pending_reaches_the_bound() -> None:
-    predictor = Predictor(threads=1, max_pending=1)
-    model = SlowModel()
-
-    async def scenario() -> Prediction:
-        first = asyncio.create_task(predictor.predict(model, "instances", ROWS))  # type: ignore[arg-type]
-        await asyncio.to_thread(model.entered.wait, 5)
-        assert predictor.pending == 1
-        with pytest.raises(Overloaded):
-            await predictor.predict(model, "instances", ROWS)  # type: ignore[arg-type]
-        model.release.set()
-        return await first
-
-    try:
-        result = asyncio.run(scenario())
-    finally:
-        model.release.set()
-        predictor.close()
-    assert result == Prediction([1], None)
-    assert predictor.pending == 0
-
-
-def test_predictor_accepts_again_after_the_queue_drains() -> None:
-    predictor = Predictor(threads=1, max_pending=1)
-
-    async def scenario() -> list[Prediction]:
-        return [
-            await predictor.predict(FastModel(), "instances", ROWS),  # type: ignore[arg-type]
-            await predictor.predict(FastModel(), "instances", ROWS),  # type: ignore[arg-type]
-        ]
-
-    try:
-        assert len(asyncio.run(scenario())) == 2
-    finally:
-        predictor.close()
-
-
-def test_predictor_releases_its_slot_when_the_model_fails() -> None:
-    class Broken:
-        signature = FAKE_SIGNATURE
-
-        def predict(self, rows: list[list[Any]]) -> Prediction:
-            raise ValueError("boom")
-
-    predictor = Predictor(threads=1, max_pending=1)
-    try:
-        with pytest.raises(ValueError):
-            asyncio.run(predictor.predict(Broken(), "instances", ROWS))  # type: ignore[arg-type]
-    finally:
-        predictor.close()
-    assert predictor.pending == 0
-
-
-def test_v1_integer_valued_float_version_is_that_integer() -> None:
-    # JSON has one number type: 3.0 and 3 are the same version.
-    assert parse_version({"version": 3.0}) == 3
+@pytest.mark.parametrize(
+    ("mode", "runtime", "expected"),
+    [
+        ("on", "onnx", True),
+        ("on", "sklearn", True),
+        ("sklearn", "sklearn", True),
+        ("sklearn", "onnx", False),
+        ("off", "sklearn", False),
+        ("off", "onnx", False),
+    ],
+)
+def test_cache_use_follows_the_mode_and_runtime(mode: str, runtime: str, expected: bool) -> None:
+    assert uses_cache(mode, runtime) is expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -29,6 +30,9 @@ class FakeRegistry:
             return self.aliases[(name, alias)]
         except KeyError:
             raise AliasNotFound(f"alias '{alias}' of '{name}' is not set") from None
+
+    def alias_model_version(self, name: str, alias: str) -> SimpleNamespace:
+        return SimpleNamespace(version=str(self.alias_version(name, alias)), tags={})
 
 
 def model(name: str, version: int) -> LoadedModel:

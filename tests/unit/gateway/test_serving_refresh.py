@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,9 +25,13 @@ def _model(version: int) -> LoadedModel:
 class FakeRegistry:
     def __init__(self, version: int) -> None:
         self.version = version
+        self.tags: dict[str, str] = {}
 
     def alias_version(self, name: str, alias: str) -> int:
         return self.version
+
+    def alias_model_version(self, name: str, alias: str) -> SimpleNamespace:
+        return SimpleNamespace(version=str(self.version), tags=self.tags)
 
 
 def _manager(registry: Any) -> ModelManager:
@@ -91,3 +97,37 @@ def test_a_rollback_reuses_the_version_kept_in_memory(monkeypatch) -> None:
     registry.version = 1
     asyncio.run(manager.refresh(manager.specs["m"]))  # rollback: no download
     assert loads == [2] and manager.current["m"].version == 1
+
+
+def test_a_live_version_that_gets_a_verified_onnx_twin_is_reloaded(monkeypatch) -> None:
+    registry = FakeRegistry(1)
+    manager = _manager(registry)
+    manager.current["m"] = _model(1)
+    loads: list[int] = []
+
+    async def load(name: str, version: int) -> LoadedModel:
+        loads.append(version)
+        return dataclasses.replace(_model(version), onnx=object(), onnx_status="verified")
+
+    monkeypatch.setattr(manager, "_load", load)
+    asyncio.run(manager.refresh(manager.specs["m"]))
+    assert loads == []  # nothing new yet
+    registry.tags = {"modelgate.onnx.status": "verified"}
+    asyncio.run(manager.refresh(manager.specs["m"]))
+    assert loads == [1] and manager.current["m"].runtime == "onnx"
+    asyncio.run(manager.refresh(manager.specs["m"]))
+    assert loads == [1]  # served by ONNX now: no further load
+
+
+def test_a_twin_refused_at_load_is_not_fetched_again_on_every_refresh(monkeypatch) -> None:
+    registry = FakeRegistry(1)
+    registry.tags = {"modelgate.onnx.status": "verified"}
+    manager = _manager(registry)
+    manager.current["m"] = dataclasses.replace(_model(1), onnx_status="refused: checksum")
+
+    async def load(name: str, version: int) -> LoadedModel:
+        raise AssertionError("must not reload")
+
+    monkeypatch.setattr(manager, "_load", load)
+    asyncio.run(manager.refresh(manager.specs["m"]))
+    assert manager.current["m"].runtime == "sklearn"
