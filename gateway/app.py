@@ -12,6 +12,8 @@ import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from gateway.auth import KeyRing, bootstrap_key
 from gateway.batcher import Coalescer
@@ -61,12 +63,18 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             settings.keys_refresh_seconds,
             bootstrap_key(settings.bootstrap_admin_key_sha256, settings.bootstrap_admin_owner),
         )
-        limiter = RateLimiter(
+        # Its own client: no retries, so an outage costs one timeout before the breaker opens.
+        limits_redis = Redis.from_url(
             settings.redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        limiter = RateLimiter(
+            limits_redis,
             settings.key_prefix,
             settings.default_limits,
             fail_open=settings.rate_limit_fail_open,
-            timeout=timeout,
         )
         cache_redis = (
             _redis(settings.effective_cache_url, timeout)
@@ -109,6 +117,7 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             state.coalescer.close()
             await state.cache.close()
             await state.redis.aclose()
+            await limits_redis.aclose()
             if state.cache_redis is not None:
                 await state.cache_redis.aclose()
             await state.http.aclose()
@@ -116,6 +125,8 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
 
     docs = settings.enable_docs
     app = FastAPI(
+        # No OpenTelemetry here (Prometheus metrics instead); checked per request otherwise.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="Modelgate",
         version="0.1.0",
         lifespan=lifespan,
@@ -131,7 +142,8 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
             return build_openapi(app, state.models if state else None, settings)
 
         app.openapi = openapi  # type: ignore[method-assign]
-    for module in (health, legacy, models, predict, admin, jobs):
+    # The prediction routes first: routing tries routes in order, and they carry the load.
+    for module in (predict, legacy, health, models, admin, jobs):
         app.include_router(module.router)
     if settings.cors_origin_list:
         app.add_middleware(

@@ -7,6 +7,7 @@ one Redis hash, so a gateway reads the whole set in one round trip for its snaps
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -102,8 +103,11 @@ def check_limit(limit: str | None) -> str | None:
     return limit
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_one_limit(limit: str) -> RateLimitItem:
-    """Exactly one positive limit ("600/minute"); `limits` would silently keep the first of many."""
+    """Exactly one positive limit ("600/minute"); `limits` would silently keep the first of many.
+
+    Cached: every request asks for its key's limit, and a few strings cover every key."""
     items = parse_many(limit)
     if len(items) != 1 or items[0].amount < 1:
         raise ValueError("expected exactly one positive rate limit")

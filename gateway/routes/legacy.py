@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.deps import PredictKey, ReadKey, StateDep
+from gateway.deps import ReadKey, StateDep, authorize
 from gateway.payload import read_json
 from gateway.predict import legacy_rows, serve
 from gateway.routes.responses import json_response
+from gateway.state import GatewayState
 
 router = APIRouter(tags=["compatible"])
 
@@ -36,8 +37,10 @@ _BODY_DOC: dict[str, Any] = {
 
 
 @router.post("/predict", openapi_extra=_BODY_DOC)
-async def predict(request: Request, state: StateDep, key: PredictKey) -> Response:
+async def predict(request: Request) -> Response:
     """`{"features": [[...]]}` in, `{"predictions", "probabilities"}` out, default model."""
+    await authorize(request, "predict", "predict")  # the hot path: no Depends (see deps.py)
+    state: GatewayState = request.app.state.gateway
     rows = legacy_rows(await read_json(request, missing_type_is_json=True))
     loaded, result, cache = await serve(state, state.models.default_name, "instances", rows, None)
     return json_response(

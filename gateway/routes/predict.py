@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from gateway.deps import PredictKey, StateDep
+from gateway.deps import authorize
 from gateway.payload import read_json
 from gateway.predict import serve, v1_request
 from gateway.routes.responses import json_response
+from gateway.state import GatewayState
 
 router = APIRouter(tags=["predict"])
 
@@ -37,8 +38,10 @@ _BODY_DOC: dict[str, Any] = {
 
 
 @router.post("/v1/models/{model}/predict", openapi_extra=_BODY_DOC)
-async def predict(model: str, request: Request, state: StateDep, key: PredictKey) -> Response:
+async def predict(model: str, request: Request) -> Response:
     """Predict rows with `model` (`name` or `name@alias`), optionally pinned to a version."""
+    await authorize(request, "predict", "predict")  # the hot path: no Depends (see deps.py)
+    state: GatewayState = request.app.state.gateway
     kind, rows, version = v1_request(await read_json(request))
     loaded, result, cache = await serve(state, model, kind, rows, version)
     return json_response(

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
-from limits import WindowStats
 from pydantic import ValidationError
+from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.datastructures import Headers
@@ -394,7 +394,7 @@ def test_follow_keeps_refreshing() -> None:
 
 
 class StubLimiter:
-    """Stands in for `limits`' MovingWindowRateLimiter: fixed answers, or a failure."""
+    """Stands in for the Redis sliding window: fixed answers, or a failure."""
 
     def __init__(
         self,
@@ -403,31 +403,24 @@ class StubLimiter:
         remaining: int = 0,
         reset_in: float = 30.0,
         failure: BaseException | None = None,
-        fail_in: str = "hit",
     ) -> None:
         self.allowed = allowed
         self.remaining = remaining
         self.reset_in = reset_in
         self.failure = failure
-        self.fail_in = fail_in
         self.hits: list[tuple[Any, ...]] = []
 
-    async def hit(self, item: Any, *identifiers: str) -> bool:
-        self.hits.append((item, *identifiers))
-        if self.failure is not None and self.fail_in == "hit":
-            raise self.failure
-        return self.allowed
-
-    async def get_window_stats(self, item: Any, *identifiers: str) -> WindowStats:
+    async def acquire(self, item: Any, kind: str, key_id: str) -> tuple[bool, int, float]:
+        self.hits.append((item, kind, key_id))
         if self.failure is not None:
             raise self.failure
-        return WindowStats(time.time() + self.reset_in, self.remaining)
+        return self.allowed, self.remaining, self.reset_in
 
 
 def limiter(*, fail_open: bool = True, stub: StubLimiter | None = None) -> RateLimiter:
-    built = RateLimiter(UNREACHABLE, PREFIX, DEFAULTS, fail_open=fail_open, timeout=0.1)
+    built = RateLimiter(AsyncRedis.from_url(UNREACHABLE), PREFIX, DEFAULTS, fail_open=fail_open)
     if stub is not None:
-        built.limiter = stub  # type: ignore[assignment]
+        built.window = stub  # type: ignore[assignment]
     return built
 
 
@@ -510,20 +503,18 @@ FAILURES = [
 ]
 
 
-@pytest.mark.parametrize("fail_in", ["hit", "get_window_stats"])
 @pytest.mark.parametrize("failure", FAILURES, ids=lambda e: type(e).__name__)
-def test_storage_failure_fails_open(failure: Exception, fail_in: str) -> None:
+def test_storage_failure_fails_open(failure: Exception) -> None:
     record, _ = new_key("a1")
-    stub = StubLimiter(failure=failure, fail_in=fail_in)
+    stub = StubLimiter(failure=failure)
     decision = asyncio.run(limiter(fail_open=True, stub=stub).check("predict", record))
     assert decision == Decision({})
 
 
-@pytest.mark.parametrize("fail_in", ["hit", "get_window_stats"])
 @pytest.mark.parametrize("failure", FAILURES, ids=lambda e: type(e).__name__)
-def test_storage_failure_fails_closed(failure: Exception, fail_in: str) -> None:
+def test_storage_failure_fails_closed(failure: Exception) -> None:
     record, _ = new_key("a1")
-    stub = StubLimiter(failure=failure, fail_in=fail_in)
+    stub = StubLimiter(failure=failure)
     with pytest.raises(RateLimitUnavailable) as excinfo:
         asyncio.run(limiter(fail_open=False, stub=stub).check("predict", record))
     assert excinfo.value.code == "rate_limit_unavailable"
@@ -581,7 +572,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_default_limits_parse(clean_env: pytest.MonkeyPatch) -> None:
     settings = GatewaySettings(_env_file=None)
     built = RateLimiter(
-        UNREACHABLE,
+        AsyncRedis.from_url(UNREACHABLE),
         PREFIX,
         {
             "predict": settings.predict_limit,
@@ -589,7 +580,6 @@ def test_default_limits_parse(clean_env: pytest.MonkeyPatch) -> None:
             "reads": settings.reads_limit,
         },
         fail_open=settings.rate_limit_fail_open,
-        timeout=0.1,
     )
     assert set(built.defaults) == {"predict", "jobs", "reads"}
     assert settings.bootstrap_admin_key_sha256 is None
