@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +21,7 @@ from gateway.auth import KeyRing, bootstrap_key
 from gateway.batcher import Coalescer
 from gateway.cache import PredictionCache
 from gateway.errors import install_error_handlers
+from gateway.health import Drain, watch_health
 from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from gateway.openapi import build_openapi
 from gateway.ratelimit import RateLimiter
@@ -38,8 +41,11 @@ def _redis(url: str, timeout: float) -> Redis:
     return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
-def create_app(settings: GatewaySettings, registry: Registry | None = None) -> FastAPI:
-    """Build the gateway; `registry` may be given by tests, else it is made from settings."""
+def create_app(
+    settings: GatewaySettings, registry: Registry | None = None, drain: Drain | None = None
+) -> FastAPI:
+    """Build the gateway; `registry` may be given by tests, else it is made from settings;
+    `drain` is set by the server when a stop signal arrives (see gateway/server.py)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,10 +114,16 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
         await keys.refresh()  # one attempt now; the loop keeps trying if Redis is not up yet
         keys.start()
         manager.start()  # loads in the background: the gateway is alive before it is ready
+        health_task = asyncio.create_task(
+            watch_health(state, settings.dependency_check_seconds), name="health-gauges"
+        )
         logger.info("gateway started", extra={"models": settings.models})
         try:
             yield
         finally:
+            health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await health_task
             await manager.stop()
             await keys.stop()
             state.coalescer.close()
@@ -134,6 +146,7 @@ def create_app(settings: GatewaySettings, registry: Registry | None = None) -> F
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
+    app.state.drain = drain or Drain()
     install_error_handlers(app)
     if docs:
 

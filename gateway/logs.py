@@ -13,9 +13,11 @@ def request_context() -> dict[str, str]:
     return {"request_id": request_id_var.get()}
 
 
-def configure_logging(level: str) -> None:
-    """JSON lines on stdout for every logger, uvicorn's included."""
-    configure_json_logging(level, JsonFormatter(request_context))
+def configure_logging(
+    level: str, log_file: str | None = None, max_bytes: int = 10 * 1024 * 1024, backups: int = 5
+) -> None:
+    """JSON lines on stdout (and in `log_file`, when given) for every logger, uvicorn's too."""
+    configure_json_logging(level, JsonFormatter(request_context), log_file, max_bytes, backups)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RATE_LIMITED = Counter(
     "modelgate_rate_limited_total", "Requests refused with 429, by kind of route", ["kind"]
@@ -42,4 +42,30 @@ MODEL_CALL_SECONDS = Histogram(
 )
 OVERLOADED = Counter(
     "modelgate_overloaded_total", "Predictions refused with 503 because the queue was full"
+)
+
+# -- every request, counted by the request middleware ------------------------------------------
+HTTP_REQUESTS = Counter(
+    "modelgate_http_requests_total",
+    "Requests answered, by route template (`other`: no route matched), method and status",
+    ["route", "method", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "modelgate_http_request_seconds",
+    "Seconds from a request's arrival to the end of its response, by route template",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+# -- what this gateway serves and can reach ---------------------------------------------------
+MODEL_VERSION = Gauge(
+    "modelgate_model_version", "Version served for a configured model's alias", ["model"]
+)
+MODEL_READY = Gauge(
+    "modelgate_model_ready", "1 when a configured model is loaded and served, else 0", ["model"]
+)
+DEPENDENCY_UP = Gauge(
+    "modelgate_dependency_up",
+    "1 when the last check reached the dependency (redis, cache, registry), else 0",
+    ["dependency"],
 )

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids with access logs, and the body limit while streaming."""
+"""Pure ASGI middleware: request ids with access logs and request metrics, and the body limit
+while streaming."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import time
 import uuid
 from collections.abc import Callable
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import BodyTooLarge, error_body, request_id_var
+from gateway.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
 logger = logging.getLogger("gateway.access")
 
@@ -26,9 +29,29 @@ SECURITY_HEADERS = [
 ]
 _API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
+#: Methods counted by name; a client may send any token as a method, and labels stay bounded.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Metric children by label values: `labels()` validates and locks on every call, a dict does not.
+_counters: dict[tuple[str, str, int], Counter] = {}
+_timers: dict[str, Histogram] = {}
+
+
+def count_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered request under its route template (bounded: the app's routes)."""
+    key = (route, method if method in _METHODS else "other", status)
+    counter = _counters.get(key)
+    if counter is None:
+        counter = _counters[key] = HTTP_REQUESTS.labels(key[0], key[1], str(status))
+    counter.inc()
+    timer = _timers.get(route)
+    if timer is None:
+        timer = _timers[route] = HTTP_REQUEST_SECONDS.labels(route)
+    timer.observe(seconds)
+
 
 class RequestContextMiddleware:
-    """Give every request an id (a sane incoming `X-Request-ID` is kept) and log it once."""
+    """Give every request an id (a sane incoming `X-Request-ID` is kept), log it once and count
+    it in the request metrics."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -46,13 +69,21 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
+        model: str | None = None
+        version: str | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
+            nonlocal status, response_started, model, version
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
                 headers = list(message.get("headers", []))
+                # Prediction responses name the version that answered (routes/responses.py).
+                for name, value in headers:
+                    if name == b"x-model-name":
+                        model = value.decode("latin-1")
+                    elif name == b"x-model-version":
+                        version = value.decode("latin-1")
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(SECURITY_HEADERS + csp)
                 for name, value in (state.get("response_headers") or {}).items():
@@ -72,15 +103,22 @@ class RequestContextMiddleware:
                 send_with_id, 500, "internal", "the request failed; quote the request id"
             )
         finally:
+            seconds = time.perf_counter() - started
+            # Routing stores the matched route in the scope; its path is the template.
+            route = getattr(scope.get("route"), "path", None) or "other"
+            count_request(route, scope["method"], status, seconds)
             logger.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
+                    "route": route,
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(seconds * 1000, 2),
                     "api_key_id": state.get("api_key_id"),
                     "owner": state.get("owner"),
+                    "model": model,
+                    "model_version": version,
                 },
             )
             request_id_var.reset(token)

@@ -20,6 +20,7 @@ from typing import Any
 from mlflow.entities.model_registry import ModelVersion
 
 from gateway.errors import ModelNotReady, Overloaded
+from gateway.metrics import MODEL_READY, MODEL_VERSION
 from gateway.specs import ModelSpec
 from registry.client import Registry
 from registry.errors import ModelNotFound, RegistryError
@@ -134,6 +135,8 @@ class ModelManager:
             return
         previous = self.current.get(spec.name)
         self.current[spec.name] = model  # the swap: one assignment on the event loop
+        MODEL_VERSION.labels(spec.name).set(model.version)
+        MODEL_READY.labels(spec.name).set(1)
         self.last_error[spec.name] = None
         self._extra.pop((spec.name, model.version), None)
         if previous is not None:

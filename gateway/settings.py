@@ -105,6 +105,17 @@ class GatewaySettings(SharedSettings):
     metrics_port: int | None = None
     """Port of the Prometheus metrics server (never exposed by nginx or Ingress); off if unset."""
 
+    drain_seconds: float = Field(default=5.0, ge=0)
+    """After SIGTERM/SIGINT: how long /readyz answers 503 while requests are still served, so
+    load balancers stop sending before the port closes (0: close at once)."""
+
+    graceful_shutdown_seconds: int = Field(default=10, ge=0)
+    """After the drain: longest wait for in-flight requests before they are cancelled."""
+
+    dependency_check_seconds: float = Field(default=10.0, gt=0)
+    """How often Redis, the cache and the registry are checked for the
+    `modelgate_dependency_up` gauge (and models for `modelgate_model_ready`)."""
+
     @field_validator("predict_limit", "jobs_limit", "reads_limit")
     @classmethod
     def _limit_parses(cls, value: str) -> str:

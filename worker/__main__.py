@@ -50,7 +50,12 @@ def runner_factory(settings: WorkerSettings) -> Callable[[], ChunkRunner]:
 
 def main() -> None:
     settings = WorkerSettings()
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level,
+        log_file=settings.log_file,
+        max_bytes=settings.log_file_max_bytes,
+        backups=settings.log_file_backups,
+    )
     configure_mlflow_http(settings)
     # Pool processes write their metrics here; it must exist before any metric is created.
     metrics_dir = tempfile.mkdtemp(prefix="modelgate-worker-metrics-")

@@ -1,7 +1,7 @@
 """The worker's small HTTP server: /healthz, /readyz (broker reachable) and /metrics.
 
 Metrics come from every pool process: prometheus_client's multiprocess mode, whose directory
-`python -m worker` sets before any metric exists.
+`python -m worker` sets before any metric exists; the queue length is read at each scrape.
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app, multiprocess
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
+from worker.celery_app import queue_key
+from worker.queue_length import QueueLengthCollector
 from worker.settings import WorkerSettings
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -31,6 +35,14 @@ def health_app(
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
+    # No retries: a scrape during an outage costs one short timeout, not several.
+    queue_redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        retry=Retry(NoBackoff(), 0),
+    )
+    registry.register(QueueLengthCollector(queue_redis, queue_key(settings)))
     metrics = make_wsgi_app(registry)
     redis = Redis.from_url(
         settings.redis_url,

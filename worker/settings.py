@@ -58,6 +58,15 @@ class SharedSettings(RegistrySettings):
     """Model runtime: `auto` serves a version's verified ONNX twin with onnxruntime when it has
     one (`modelgate optimize`), else scikit-learn; `sklearn` always uses scikit-learn."""
 
+    log_file: str | None = None
+    """Also write the JSON logs to this file, rotated by size; stdout only when unset."""
+
+    log_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """Size at which the log file is rotated (as SEED.md's app: 10 MB)."""
+
+    log_file_backups: int = Field(default=5, ge=1)
+    """Rotated log files kept beside the current one (`.1` is the newest)."""
+
     @property
     def effective_cache_url(self) -> str:
         return self.cache_url or self.redis_url

@@ -18,7 +18,14 @@ from registry.loader import load_version
 from registry.model import LoadedModel
 from worker.celery_app import PREDICT_CHUNK
 from worker.jobs import ACTIVE, FAILED, RUNNING, SUCCEEDED, JobStore
-from worker.metrics import CHUNKS, ROWS, TASK_SECONDS
+from worker.metrics import (
+    CHUNK_FAILURES,
+    CHUNKS,
+    DUPLICATE_CHUNKS,
+    REDELIVERIES,
+    ROWS,
+    TASK_SECONDS,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +78,14 @@ class ChunkRunner:
             return "skipped"  # expired, cancelled or failed: nothing to do
         # Deliveries of the same attempt: a crash loop redelivers the same message again and
         # again, while a Celery retry (a registry outage) is a new attempt and starts afresh.
-        if self.store.count_delivery(job_id, f"{n}:{attempt}") > self.max_deliveries:
+        deliveries = self.store.count_delivery(job_id, f"{n}:{attempt}")
+        if deliveries > 1:
+            REDELIVERIES.inc()
+        if deliveries > self.max_deliveries:
             self.fail(job_id, "chunk_crashed", f"chunk {n} failed {self.max_deliveries} times")
             return "failed"
         if self.store.is_done(job_id, n):
+            DUPLICATE_CHUNKS.inc()
             return "duplicate"  # a redelivery of a chunk already stored
         if record.status != RUNNING:
             self.store.update(job_id, status=RUNNING, started=time.time())
@@ -107,6 +118,7 @@ class ChunkRunner:
 
     def fail(self, job_id: str, code: str, message: str) -> None:
         logger.error("job failed: %s", message, extra={"job_id": job_id, "error_code": code})
+        CHUNK_FAILURES.labels(code).inc()
         self.store.update(
             job_id, status=FAILED, finished=time.time(), error_code=code, error_message=message
         )

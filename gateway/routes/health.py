@@ -1,12 +1,12 @@
-"""`/healthz` (alive) and `/readyz` (models loaded; dependencies reported)."""
+"""`/healthz` (alive) and `/readyz` (models loaded, not draining; dependencies reported)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gateway.deps import StateDep
-from gateway.health import dependency_report
+from gateway.health import Drain, dependency_report
 from gateway.routes.responses import json_response
 
 router = APIRouter(tags=["health"])
@@ -19,12 +19,16 @@ async def healthz() -> Response:
 
 
 @router.get("/readyz")
-async def readyz(state: StateDep) -> Response:
-    """200 once every configured model and the API keys are loaded; outages are reported only."""
+async def readyz(request: Request, state: StateDep) -> Response:
+    """200 once every configured model and the API keys are loaded, until a stop signal starts
+    the drain; outages are reported only."""
     models = state.models
-    ready = models.ready and state.keys.loaded_at is not None
+    drain: Drain = request.app.state.drain
+    loaded = models.ready and state.keys.loaded_at is not None
+    ready = loaded and not drain.draining
+    status = "draining" if drain.draining else "ready" if loaded else "loading"
     report = {
-        "status": "ready" if ready else "loading",
+        "status": status,
         "models": {
             name: {
                 "alias": spec.alias,
