@@ -46,7 +46,7 @@ PYTEST_ARGS ?=
 # A URL as printed: any password replaced by ***.
 mask = $(shell printf '%s' '$(1)' | sed -E 's#//[^/@]*@#//***@#')
 
-.PHONY: help venv redis-check tools-check up lint format test unit integration clean
+.PHONY: help venv redis-check tools-check up lint format test unit integration bench load clean
 
 help: ## List the targets (this text)
 	@echo "Modelgate: make <target> [VAR=value ...]"
@@ -131,6 +131,34 @@ unit: venv ## Run the unit tests only (no services)
 
 integration: venv tools-check ## Run the integration tests only (starts its own Redis, MLflow, gateway)
 	$(VENV_BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+# `make bench`: the speed benchmark of issue 5 (not a test): starts its own Redis, MLflow and
+# servers one at a time, drives them with wrk, prints a table and writes bench/results/*.json.
+# About 10 minutes with the defaults; BENCH_ARGS="--seconds 5 --batch-rows 100000" is quicker.
+BENCH_ARGS ?=
+
+bench: venv tools-check ## Benchmark Modelgate against the seed app, mlflow models serve and a bare ONNX app (BENCH_ARGS=...)
+	$(VENV_BIN)/python -m bench $(BENCH_ARGS)
+
+# `make load`: locust against the stack of a running `make up` (its address from var/stack.env).
+LOAD_USERS ?= 20
+LOAD_SPAWN_RATE ?= 10
+LOAD_SECONDS ?= 60
+# A key with limits high enough that the run measures the stack, not the default rate limits.
+LOAD_KEY_FILE := var/load-api-key
+
+load: venv ## Load-test the running `make up` stack: LOAD_USERS users for LOAD_SECONDS; CSVs in var/load/
+	@test -f $(STACK_ENV) || { echo "no $(STACK_ENV): start the stack with make up first"; exit 1; }
+	@mkdir -p var/load
+	@if [ -z "$$MODELGATE_API_KEY" ] && [ ! -s $(LOAD_KEY_FILE) ]; then \
+		umask 077; $(VENV_BIN)/modelgate keys create --name load --owner load --scopes predict,jobs \
+			--predict-limit 100000000/minute --reads-limit 100000000/minute --jobs-limit 100000/hour \
+			| tail -n 1 > $(LOAD_KEY_FILE).tmp && mv $(LOAD_KEY_FILE).tmp $(LOAD_KEY_FILE) || exit 1; \
+	fi
+	MODELGATE_API_KEY="$${MODELGATE_API_KEY:-$$(cat $(LOAD_KEY_FILE))}" \
+		$(VENV_BIN)/locust -f tests/load/locustfile.py --headless --only-summary \
+		--users $(LOAD_USERS) --spawn-rate $(LOAD_SPAWN_RATE) --run-time $(LOAD_SECONDS)s \
+		--csv var/load/load
 
 clean: ## Delete var/: the local registry (models, MLflow db), Redis data and stack.env
 	rm -rf var
