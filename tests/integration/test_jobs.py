@@ -113,8 +113,12 @@ def test_100k_row_csv_job_in_order_with_ids_in_three_formats(
     as_csv = csv_results(gateway, job["job_id"])
     assert [r["rid"] for r in as_csv] == [f"r{i}" for i in range(100_000)]
     assert [int(r["prediction"]) for r in as_csv] == expected
+    # The demo model is served by its verified ONNX twin: probabilities within 1e-5.
     assert np.allclose(
-        [[float(r[f"proba_{c}"]) for c in (0, 1, 2)] for r in as_csv], expected_proba
+        [[float(r[f"proba_{c}"]) for c in (0, 1, 2)] for r in as_csv],
+        expected_proba,
+        rtol=0,
+        atol=1e-5,
     )
 
     ndjson = gateway.http.get(
@@ -337,7 +341,7 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(
         workers[0].send_signal(signal.SIGKILL)
     status = wait_done(gateway, job_id, timeout=240)
     print(f"\n{victim} killed: job finished {time.monotonic() - killed_at:.1f} s after the kill")
-    assert status["status"] == "succeeded", status
+    assert status["status"] == "succeeded", status.get("error")
     _exactly_once(gateway, job_id, n)
     for worker in workers:
         worker.stop()
