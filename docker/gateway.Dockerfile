@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+# ghcr.io/modelgate/gateway: the HTTP gateway (`python -m gateway`), also the `modelgate` CLI and
+# the one-shot trainer (`modelgate train --if-missing`). From the checkout:
+#   docker build -f docker/gateway.Dockerfile -t ghcr.io/modelgate/gateway:dev .
+
+FROM python:3.11.14-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+WORKDIR /src
+# Dependencies first, in their own layer, rebuilt only when the pins change: the package
+# directories are empty here, so this installs the `gateway` group and an empty modelgate.
+COPY pyproject.toml constraints.txt ./
+RUN mkdir gateway worker registry \
+    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt '.[gateway]'
+COPY registry registry
+COPY worker worker
+COPY gateway gateway
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --force-reinstall .
+
+FROM python:3.11.14-slim-bookworm
+# The uid and gid the Kubernetes pods run as (k8s/base: runAsUser 10001).
+RUN groupadd --system --gid 10001 modelgate \
+    && useradd --system --uid 10001 --gid modelgate --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin modelgate
+COPY --from=build /opt/venv /opt/venv
+# Listening on every interface is what a container needs; the rest are the settings' defaults
+# (README, Settings), set by compose and the Kubernetes ConfigMaps. No secret here.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MODELGATE_HOST=0.0.0.0 \
+    MODELGATE_PORT=8000
+WORKDIR /app
+USER 10001:10001
+# The API; metrics on 9100 when MODELGATE_METRICS_PORT=9100 (never published by nginx).
+EXPOSE 8000 9100
+# Alive, not ready: /readyz waits for the models (slim has no curl, so Python asks).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MODELGATE_PORT', '8000'), timeout=3)"]
+CMD ["python", "-m", "gateway"]

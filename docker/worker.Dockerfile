@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# ghcr.io/modelgate/worker: the Celery worker for batch jobs (`python -m worker`). From the checkout:
+#   docker build -f docker/worker.Dockerfile -t ghcr.io/modelgate/worker:dev .
+
+FROM python:3.11.14-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+WORKDIR /src
+# Dependencies first, in their own layer, rebuilt only when the pins change: the package
+# directories are empty here, so this installs the `worker` group and an empty modelgate.
+COPY pyproject.toml constraints.txt ./
+RUN mkdir worker registry \
+    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt '.[worker]'
+# The worker never imports the gateway (DESIGN.md), so the gateway's code is not in the image.
+COPY registry registry
+COPY worker worker
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --force-reinstall .
+
+FROM python:3.11.14-slim-bookworm
+# The uid and gid the Kubernetes pods run as (k8s/base: runAsUser 10001).
+RUN groupadd --system --gid 10001 modelgate \
+    && useradd --system --uid 10001 --gid modelgate --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin modelgate
+COPY --from=build /opt/venv /opt/venv
+# The health and metrics server on every interface, for probes and Prometheus. No secret here.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MODELGATE_WORKER_HEALTH_HOST=0.0.0.0 \
+    MODELGATE_WORKER_HEALTH_PORT=9101
+WORKDIR /app
+USER 10001:10001
+# /healthz, /readyz and /metrics.
+EXPOSE 9101
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MODELGATE_WORKER_HEALTH_PORT', '9101'), timeout=3)"]
+CMD ["python", "-m", "worker"]
