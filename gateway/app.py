@@ -21,6 +21,7 @@ from gateway.auth import KeyRing, bootstrap_key
 from gateway.batcher import Coalescer
 from gateway.cache import PredictionCache
 from gateway.errors import install_error_handlers
+from gateway.fastpath import PredictRoutes
 from gateway.health import Drain, watch_health
 from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from gateway.openapi import build_openapi
@@ -158,6 +159,8 @@ def create_app(
     # The prediction routes first: routing tries routes in order, and they carry the load.
     for module in (predict, legacy, health, models, admin, jobs):
         app.include_router(module.router)
+    # Innermost: the prediction routes skip FastAPI's routing layers (gateway/fastpath.py).
+    app.add_middleware(PredictRoutes, routes=[*predict.router.routes, *legacy.router.routes])
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

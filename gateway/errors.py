@@ -117,12 +117,17 @@ def error_response(code: str, message: str, extra: Mapping[str, str] | None = No
     )
 
 
-async def _modelgate_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ModelgateError)
+def modelgate_error_response(exc: ModelgateError) -> Response:
+    """The envelope of a ModelgateError, with its status (and Retry-After on a 503)."""
     if exc.code not in STATUS_BY_CODE:
         logger.error("unmapped error code %s", exc.code)
         return error_response("internal", "the request failed")
     return error_response(exc.code, exc.message, getattr(exc, "headers", None))
+
+
+async def _modelgate_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ModelgateError)
+    return modelgate_error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

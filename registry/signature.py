@@ -5,6 +5,7 @@ Error messages name the row and the column but never echo a value a client sent.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from registry.errors import InvalidInput
 
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 INTEGER_TYPES = frozenset({"long", "integer"})
+FLOAT_TYPES = NUMERIC_TYPES - INTEGER_TYPES
 KNOWN_TYPES = NUMERIC_TYPES | {"boolean", "string"}
 #: Largest magnitude accepted for a number: float32's range, in which tree models compute.
 MAX_MAGNITUDE = 3.0e38
@@ -41,6 +43,11 @@ class Signature:
     def all_numeric(self) -> bool:
         return all(f.type in NUMERIC_TYPES for f in self.features)
 
+    @functools.cached_property
+    def all_float(self) -> bool:
+        """Every column a double or a float (ints are accepted there, as numbers)."""
+        return all(f.type in FLOAT_TYPES for f in self.features)
+
     def as_dict(self) -> list[dict[str, str]]:
         return [{"name": f.name, "type": f.type} for f in self.features]
 
@@ -48,6 +55,18 @@ class Signature:
         """Validate a list of positional rows; returns them unchanged when every value fits."""
         rows = _require_rows(instances, "instances")
         width = len(self.features)
+        # The common case, checked in one pass: lists of ints and floats within range (a NaN
+        # fails the comparison). Anything else gets the exact message below.
+        if self.all_float and all(
+            type(row) is list
+            and len(row) == width
+            and all(
+                (type(v) is float or type(v) is int) and -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE
+                for v in row
+            )
+            for row in rows
+        ):
+            return rows
         for index, row in enumerate(rows):
             if not isinstance(row, list):
                 raise InvalidInput(f"row {index}: expected a list of {width} values")

@@ -173,3 +173,45 @@ def test_an_unexpected_error_reaches_every_request_of_the_call_and_frees_the_slo
 
     run(coalescer, scenario)
     assert coalescer.pending == 0 and coalescer.busy == 0
+
+
+class OnnxEcho(EchoModel):
+    runtime = "onnx"
+
+
+def test_small_onnx_calls_run_on_the_loop_and_share_a_call_within_one_turn() -> None:
+    coalescer = Coalescer(threads=1, max_batch_rows=100, max_wait_seconds=0, max_pending=100)
+    model = OnnxEcho()
+
+    async def scenario() -> list[Prediction]:
+        # Started in one turn of the loop: the first call is only scheduled, so the rest queue.
+        tasks = [
+            asyncio.create_task(coalescer.predict(model, [[n]]))  # type: ignore[arg-type]
+            for n in range(5)
+        ]
+        return [await task for task in tasks]
+
+    results = run(coalescer, scenario)
+    assert [r.labels for r in results] == [[n] for n in range(5)]
+    assert model.threads == {threading.main_thread().name}  # no hop to a pool thread
+    assert len(model.calls) < 5  # some requests shared a call
+    assert sum(len(call) for call in model.calls) == 5
+    assert coalescer.pending == 0 and coalescer.busy == 0
+
+
+def test_a_large_onnx_call_still_goes_to_a_thread_and_a_bad_row_fails_only_its_request() -> None:
+    coalescer = Coalescer(threads=1, max_batch_rows=1000, max_wait_seconds=0, max_pending=100)
+    model = OnnxEcho()
+
+    async def scenario() -> tuple[Prediction, Any]:
+        big = await coalescer.predict(model, [[n] for n in range(65)])  # type: ignore[arg-type]
+        good = asyncio.create_task(coalescer.predict(model, [[1]]))  # type: ignore[arg-type]
+        bad = asyncio.create_task(coalescer.predict(model, [[-1]]))  # type: ignore[arg-type]
+        outcome = await asyncio.gather(good, bad, return_exceptions=True)
+        assert big.labels == list(range(65))
+        return outcome[0], outcome[1]
+
+    good, bad = run(coalescer, scenario)
+    assert any(name.startswith("predict") for name in model.threads)
+    assert good.labels == [1]
+    assert isinstance(bad, InvalidInput)
