@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -97,6 +98,12 @@ class Service:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def stop_all(services: list[Service]) -> None:
+    """Stop services at once rather than one after the other (each may take seconds)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
+        list(pool.map(lambda service: service.stop(), services))
 
 
 class RedisServer(Service):
