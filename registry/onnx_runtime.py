@@ -42,6 +42,14 @@ class OnnxModel:
     def __init__(self, graph: bytes, classes: list[Any] | None) -> None:
         import onnx
         import onnxruntime as ort  # loaded only where ONNX serves
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+        #: What session.run raises on rows it cannot score (no common base class).
+        self._refusals: tuple[type[Exception], ...] = (
+            ort_state.Fail,
+            ort_state.InvalidArgument,
+            ort_state.RuntimeException,
+        )
 
         nodes = onnx.load_from_string(graph).graph.node
         self.float32_scores = any(node.op_type in _FLOAT32_OPS for node in nodes)
@@ -55,7 +63,12 @@ class OnnxModel:
 
     def run(self, rows: np.ndarray) -> tuple[list[Any], list[list[float]] | None]:
         """Labels (or regression values) and, for classifiers, probabilities of float64 rows."""
-        outputs = self.session.run(None, {self.input_name: rows})
+        try:
+            outputs = self.session.run(None, {self.input_name: rows})
+        except self._refusals as exc:
+            # Rows passed the signature, so the graph refusing them is about their values, as
+            # scikit-learn's ValueError is: the caller answers it as bad input, not a 500.
+            raise ValueError(f"onnxruntime refused the rows: {type(exc).__name__}") from exc
         if self.classes is None:
             return np.asarray(outputs[0], dtype=np.float64).ravel().tolist(), None
         labels = np.asarray(outputs[0]).ravel().tolist()

@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import registry.onnx_convert as onnx_convert
+from registry.errors import InvalidInput
 from registry.model import LoadedModel
 from registry.onnx_runtime import OnnxModel
 from registry.onnx_verify import sample_rows
@@ -122,3 +123,15 @@ def test_sample_rows_cover_each_threshold_and_its_float32_neighbours() -> None:
     assert on_threshold == 3 * len(splits)
     for feature, threshold in splits:
         assert (rows[:, feature] == threshold).any()
+
+
+def test_rows_onnxruntime_refuses_are_bad_input_not_a_server_error() -> None:
+    model, frame, _ = train_iris(TrainOptions(n_estimators=5))
+    graph, _, status = convert_and_verify(loaded(model, 4), frame.to_numpy()[:2])
+    assert status == VERIFIED and graph is not None
+    twin = OnnxModel(graph, [0, 1, 2])
+    with pytest.raises(ValueError, match="onnxruntime refused"):
+        twin.run(np.zeros((1, 3)))  # one column short: the graph refuses the shape
+    served = dataclasses.replace(loaded(model, 4), onnx=twin)
+    with pytest.raises(InvalidInput):
+        served.predict([[1.0, 2.0, 3.0]])
