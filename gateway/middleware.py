@@ -78,8 +78,10 @@ class RequestContextMiddleware:
                 status = message["status"]
                 response_started = True
                 headers = list(message.get("headers", []))
+                present = set()
                 # Prediction responses name the version that answered (routes/responses.py).
                 for name, value in headers:
+                    present.add(name.lower())
                     if name == b"x-model-name":
                         model = value.decode("latin-1")
                     elif name == b"x-model-version":
@@ -87,8 +89,9 @@ class RequestContextMiddleware:
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(SECURITY_HEADERS + csp)
                 for name, value in (state.get("response_headers") or {}).items():
-                    if not any(k.lower() == name.lower().encode() for k, _ in headers):
-                        headers.append((name.lower().encode(), value.encode()))
+                    key = name.lower().encode()
+                    if key not in present:  # the route's own header wins
+                        headers.append((key, value.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
