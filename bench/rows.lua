@@ -13,13 +13,13 @@ if key ~= "" then
   wrk.headers["X-API-Key"] = key
 end
 
--- 36 x 24 x 59 x 25 = 1,274,400 distinct rows inside iris' ranges.
+-- 360 x 240 x 590 x 250 = 12,744,000,000 distinct rows inside iris' ranges (two decimals).
 local function row(i)
-  local a = 4.3 + (i % 36) / 10
-  local b = 2.0 + (math.floor(i / 36) % 24) / 10
-  local c = 1.0 + (math.floor(i / 864) % 59) / 10
-  local d = 0.1 + (math.floor(i / 50976) % 25) / 10
-  return string.format("[%.1f,%.1f,%.1f,%.1f]", a, b, c, d)
+  local a = 4.30 + (i % 360) / 100
+  local b = 2.00 + (math.floor(i / 360) % 240) / 100
+  local c = 1.00 + (math.floor(i / 86400) % 590) / 100
+  local d = 0.10 + (math.floor(i / 50976000) % 250) / 100
+  return string.format("[%.2f,%.2f,%.2f,%.2f]", a, b, c, d)
 end
 
 function request()

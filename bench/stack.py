@@ -11,6 +11,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import joblib
 import mlflow.artifacts
@@ -34,6 +35,7 @@ from tests.integration.processes import (
 )
 
 KEY_PREFIX = "bench:"
+S = TypeVar("S", bound=Service)
 MODEL = "iris"
 
 
@@ -76,7 +78,7 @@ class Stack:
                 jobs_limit="100000/minute",
             )
 
-    def _started(self, service: Service) -> Service:  # type: ignore[misc]
+    def _started(self, service: S) -> S:
         service.start()
         self.exits.callback(service.stop)
         return service
