@@ -269,3 +269,29 @@ def test_dashboards_show_what_the_issue_asks_for() -> None:
         "modelgate_worker_redeliveries_total",
         "modelgate_queue_length",
     }
+
+
+def test_the_kubernetes_scrape_config_names_the_jobs_the_alerts_use() -> None:
+    """In the cluster, pods are found by service discovery; the job label must still be
+    `gateway` or `worker`, which the alert rules and dashboards select on."""
+    config = yaml.safe_load((PROMETHEUS / "kubernetes" / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
+    relabel = job["relabel_configs"]
+    component = "__meta_kubernetes_pod_label_app_kubernetes_io_component"
+    assert {"source_labels": [component], "target_label": "job"} in relabel
+    kept = [r for r in relabel if r.get("action") == "keep" and r["source_labels"] == [component]]
+    assert kept and set(kept[0]["regex"].split("|")) == {"gateway", "worker"}
+    rules = sorted(p.resolve() for p in (PROMETHEUS / "kubernetes").glob(config["rule_files"][0]))
+    assert rules == sorted(p.resolve() for p in RULE_FILES)
+    alert_jobs = set(re.findall(r'job="(\w+)"', "".join(p.read_text() for p in RULE_FILES)))
+    assert alert_jobs <= {"gateway", "worker"}, alert_jobs
+    # The pods it keeps carry that label and say where their metrics are.
+    for name, port in (("gateway", "9100"), ("worker", "9101")):
+        documents = yaml.safe_load_all((ROOT / "k8s" / "base" / f"{name}.yaml").read_text())
+        (deployment,) = [d for d in documents if d and d["kind"] == "Deployment"]
+        template = deployment["spec"]["template"]["metadata"]
+        assert template["labels"]["app.kubernetes.io/component"] == name
+        assert template["labels"]["app.kubernetes.io/name"] == "modelgate"
+        assert template["annotations"]["prometheus.io/scrape"] == "true"
+        assert template["annotations"]["prometheus.io/port"] == port
