@@ -10,10 +10,12 @@ import uuid
 from collections.abc import Callable
 
 from prometheus_client import Counter, Histogram
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import BodyTooLarge, error_body, request_id_var
 from gateway.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from registry.logs import log_fields
 
 logger = logging.getLogger("gateway.access")
 
@@ -97,6 +99,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away before its body arrived: nobody to answer (logged as 499,
+            # nginx's "client closed request"), and no server error.
+            status = 499
         except Exception:
             # Answered here, while the request id is still known, so the client can quote it.
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
@@ -110,9 +116,10 @@ class RequestContextMiddleware:
             # Routing stores the matched route in the scope; its path is the template.
             route = getattr(scope.get("route"), "path", None) or "other"
             count_request(route, scope["method"], status, seconds)
-            logger.info(
+            log_fields(
+                logger,
                 "request",
-                extra={
+                {
                     "method": scope["method"],
                     "path": scope["path"],
                     "route": route,

@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
@@ -29,20 +30,74 @@ class JsonFormatter(logging.Formatter):
         self.context = context
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = {
+            key: value
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD and not key.startswith("_")
+        }
+        if record.exc_info:
+            fields["exc_info"] = self.formatException(record.exc_info)
+        return self.line(record.created, record.levelname, record.name, record.getMessage(), fields)
+
+    def line(
+        self, created: float, level: str, name: str, message: str, fields: dict[str, Any]
+    ) -> str:
+        """The JSON line of one event (what `format` gives for the same record)."""
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
+            "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "level": level,
+            "logger": name,
+            "message": message,
         }
         if self.context is not None:
             entry.update(self.context())
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
+        entry.update(fields)
         return orjson.dumps(entry, default=str).decode()
+
+
+class JsonStreamHandler(logging.StreamHandler[Any]):
+    """A StreamHandler that can also write a line formatted elsewhere (see `log_fields`)."""
+
+    def emit_line(self, line: str) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.write(line + self.terminator)
+                self.flush()
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": line}))
+
+
+def log_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """`logger.info(message, extra=fields)`, written straight to the handlers of
+    `configure_logging` when they are the only ones: the same line without building a
+    LogRecord, whose bookkeeping (caller lookup, thread and process names, handler chain)
+    measured ~30 µs of a ~230 µs request in the gateway's access log, once per request."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handlers = logging.getLogger().handlers
+    if logger.handlers or not handlers or not all(_writes_lines(h) for h in handlers):
+        logger.info(message, extra=fields)  # handlers configured some other way
+        return
+    created = time.time()
+    lines: dict[int, str] = {}  # by formatter: usually one for every handler
+    for handler in handlers:
+        if handler.level > logging.INFO:
+            continue
+        formatter = handler.formatter
+        assert isinstance(formatter, JsonFormatter)
+        line = lines.get(id(formatter))
+        if line is None:
+            line = formatter.line(created, "INFO", logger.name, message, fields)
+            lines[id(formatter)] = line
+        handler.emit_line(line)  # type: ignore[attr-defined]
+
+
+def _writes_lines(handler: logging.Handler) -> bool:
+    return (
+        hasattr(handler, "emit_line")
+        and isinstance(handler.formatter, JsonFormatter)
+        and not handler.filters
+    )
 
 
 class SharedRotatingFileHandler(RotatingFileHandler):
@@ -58,7 +113,14 @@ class SharedRotatingFileHandler(RotatingFileHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.terminator
+            self.emit_line(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def emit_line(self, text: str) -> None:
+        """Append one formatted line, rotating first when it would not fit."""
+        try:
+            line = text + self.terminator
             size = len(line.encode("utf-8"))
             fcntl.lockf(self._lock_file, fcntl.LOCK_EX)
             try:
@@ -72,7 +134,7 @@ class SharedRotatingFileHandler(RotatingFileHandler):
             finally:
                 fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
         except Exception:
-            self.handleError(record)
+            self.handleError(logging.makeLogRecord({"msg": text}))
 
     def _current_stream(self) -> Any:
         """The open file, reopened when another process has rotated it away meanwhile."""
@@ -103,7 +165,7 @@ def configure_logging(
     """Route every logger to one JSON handler on stdout and, when `log_file` is given, to that
     file too, rotated at `max_bytes` with `backups` older files kept."""
     formatter = formatter or JsonFormatter()
-    handler = logging.StreamHandler(sys.stdout)
+    handler = JsonStreamHandler(sys.stdout)
     handler.setFormatter(formatter)
     handlers: list[logging.Handler] = [handler]
     if log_file:

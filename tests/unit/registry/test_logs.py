@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from registry.logs import SharedRotatingFileHandler, configure_logging
+from registry.logs import SharedRotatingFileHandler, configure_logging, log_fields
 
 MAX_BYTES = 2048
 LINES = 1000
@@ -115,3 +115,42 @@ def test_processes_sharing_the_file_lose_and_mix_no_lines(tmp_path: Path) -> Non
     seen = sorted(str(entry["message"]) for entry in _lines(files))  # every line parses
     expected = sorted(f"worker {w} line {n}" for w in range(3) for n in range(LINES))
     assert seen == expected
+
+
+def test_log_fields_writes_what_logger_info_writes_to_stdout_and_the_file(
+    tmp_path: Path, root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", log_file=str(tmp_path / "m.log"))
+    logger = logging.getLogger("modelgate.test.access")
+    fields = {"status": 200, "route": "/v1/models/{model}/predict", "api_key_id": "k1"}
+    logger.info("request", extra=fields)
+    log_fields(logger, "request", fields)
+    logger.setLevel(logging.WARNING)
+    log_fields(logger, "request", {"status": 500})  # below the level: nothing
+    logger.setLevel(logging.NOTSET)
+    for lines in (
+        [json.loads(line) for line in capsys.readouterr().out.splitlines()],
+        _lines([tmp_path / "m.log"]),
+    ):
+        assert len(lines) == 2
+        for line in lines:
+            assert line.pop("ts")
+        assert (
+            lines[0]
+            == lines[1]
+            == {
+                "level": "INFO",
+                "logger": "modelgate.test.access",
+                "message": "request",
+                **fields,
+            }
+        )
+
+
+def test_log_fields_goes_through_logging_when_other_handlers_listen(
+    root_logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    configure_logging("INFO")
+    root_logger.addHandler(caplog.handler)  # a handler that is not configure_logging's
+    log_fields(logging.getLogger("modelgate.test.access"), "request", {"status": 201})
+    assert [r.status for r in caplog.records] == [201]  # type: ignore[attr-defined]
