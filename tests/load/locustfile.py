@@ -31,6 +31,8 @@ LOW = (4.3, 2.0, 1.0, 0.1)
 HIGH = (7.9, 4.4, 6.9, 2.5)
 JOB_ROWS = int(os.environ.get("LOAD_JOB_ROWS", "2000"))
 JOB_TIMEOUT_SECONDS = 120.0
+#: How long a key that the gateways do not know yet (just created) is waited for.
+PREFLIGHT_SECONDS = 15.0
 
 
 def stack_value(name: str) -> str | None:
@@ -73,13 +75,21 @@ def _target(environment: Environment, **_: Any) -> None:
         )
     if not environment.host:
         raise SystemExit("no target: pass --host, or run `make up` (writes var/stack.env)")
-    # A stale key would make every request a failure: say so once, before the run.
-    try:
-        answer = requests.get(
-            environment.host.rstrip("/") + "/v1/models", headers={"X-API-Key": api_key()}, timeout=5
-        )
-    except requests.RequestException as exc:
-        raise SystemExit(f"gateway {environment.host} unreachable: {exc}") from None
+    # A stale key would make every request a failure: say so once, before the run. A key just
+    # created (make load) reaches the gateways within MODELGATE_KEYS_REFRESH_SECONDS: wait for it.
+    deadline = time.monotonic() + PREFLIGHT_SECONDS
+    while True:
+        try:
+            answer = requests.get(
+                environment.host.rstrip("/") + "/v1/models",
+                headers={"X-API-Key": api_key()},
+                timeout=5,
+            )
+        except requests.RequestException as exc:
+            raise SystemExit(f"gateway {environment.host} unreachable: {exc}") from None
+        if answer.status_code != 401 or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
     if answer.status_code != 200:
         raise SystemExit(
             f"GET /v1/models with the API key: {answer.status_code} (a key from another Redis? "
