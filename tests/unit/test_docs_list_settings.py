@@ -1,4 +1,5 @@
-"""Every setting is documented: in .env.example and in the README's settings table."""
+"""Every setting of every service is documented: in .env.example and in the README's settings
+table (gateway, worker and MLflow server; the gateway's include the shared and registry ones)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ from pathlib import Path
 import pytest
 
 from gateway.settings import GatewaySettings
+from registry.server import MlflowServerSettings
+from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = sorted(f"MODELGATE_{name.upper()}" for name in GatewaySettings.model_fields)
+NAMES = sorted(
+    {
+        f"MODELGATE_{name.upper()}"
+        for settings in (GatewaySettings, WorkerSettings, MlflowServerSettings)
+        for name in settings.model_fields
+    }
+)
 
 
 @pytest.mark.parametrize("name", NAMES)
