@@ -94,7 +94,14 @@ class ChunkRunner:
             return "skipped"  # cancelled meanwhile: inputs are gone
         started = time.perf_counter()
         try:
-            model = self.model(record.model, record.version)
+            try:
+                model = self.model(record.model, record.version)
+            except SoftTimeLimitExceeded:
+                # A cold process loading a large model on a busy machine used up this
+                # delivery's time: retried like a registry outage, not the end of the job.
+                raise RegistryUnavailable(
+                    f"loading {record.model} version {record.version} outlasted the time limit"
+                ) from None
             prediction = model.predict(rows)
         except RegistryUnavailable:
             raise  # transient: the task retries

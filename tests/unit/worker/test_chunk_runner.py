@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+
+from registry.errors import RegistryUnavailable
 from registry.model import Prediction
 from worker.jobs import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobRecord
 from worker.tasks import ChunkRunner
@@ -87,3 +91,15 @@ def test_a_celery_retry_is_a_new_attempt() -> None:
 def test_a_cancelled_job_is_skipped() -> None:
     runner, store = _runner(status=CANCELLED)
     assert runner.run("j", 0) == "skipped" and not store.done
+
+
+def test_a_model_load_cut_by_the_time_limit_is_retried_not_the_end_of_the_job() -> None:
+    runner, store = _runner()
+
+    def slow_load(name: str, version: int) -> FakeModel:
+        raise SoftTimeLimitExceeded()
+
+    runner.model = slow_load  # type: ignore[method-assign, assignment]
+    with pytest.raises(RegistryUnavailable):  # the task's autoretry takes it from here
+        runner.run("j", 0)
+    assert store.record.status != FAILED and not store.done
