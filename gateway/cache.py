@@ -1,10 +1,10 @@
 """`PredictionCache`: one cached prediction per row, in the process and in the cache Redis.
 
-A key names the model, the version that answered, its runtime and a hash of the row's canonical
-bytes, so a new version never answers from an older one's entries. A request of many rows costs
-one MGET at most (the in-process layer first); writes go out in the background. A cache that is
-down or slow costs `timeout` once, then is skipped for a while: rows are predicted instead, never
-an error.
+A key names the model, the version that answered (and its artifact's digest), its runtime and a
+hash of the row's canonical bytes, so a new version never answers from an older one's entries.
+A request of many rows costs one MGET at most (the in-process layer first); writes go out in
+the background. A cache that is down or slow costs `timeout` once, then is skipped for a while:
+rows are predicted instead, never an error.
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ class PredictionCache:
         self._writes: set[asyncio.Task[None]] = set()
 
     def keys(self, model: LoadedModel, rows: list[list[Any]]) -> list[bytes]:
-        base = f"{self.prefix}pc:{model.name}:{model.version}:{model.runtime}:".encode()
+        # The artifact's digest too: a model deleted and registered again restarts at version 1,
+        # and deployments may share a cache Redis; neither may answer from the other's entries.
+        digest = (model.digest or "")[:16]
+        base = f"{self.prefix}pc:{model.name}:{model.version}:{digest}:{model.runtime}:".encode()
         return [base + row_key(row) for row in rows]
 
     async def get_many(self, keys: list[bytes]) -> list[bytes | None]:

@@ -154,3 +154,16 @@ def test_log_fields_goes_through_logging_when_other_handlers_listen(
     root_logger.addHandler(caplog.handler)  # a handler that is not configure_logging's
     log_fields(logging.getLogger("modelgate.test.access"), "request", {"status": 201})
     assert [r.status for r in caplog.records] == [201]  # type: ignore[attr-defined]
+
+
+def test_log_fields_respects_a_logger_on_the_way_that_handles_or_stops_records(
+    root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO")
+    parent = logging.getLogger("modelgate.test.quiet")
+    parent.propagate = False  # its records never reach the root's handlers
+    try:
+        log_fields(logging.getLogger("modelgate.test.quiet.access"), "request", {"status": 200})
+        assert capsys.readouterr().out == ""
+    finally:
+        parent.propagate = True
