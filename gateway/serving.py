@@ -158,7 +158,8 @@ class ModelManager:
 
     def _onnx_arrived(self, serving: LoadedModel, found: ModelVersion) -> bool:
         """True when the served version got a verified ONNX twin since it was loaded
-        (`modelgate optimize` on a live version); a twin refused at load is not retried."""
+        (`modelgate optimize` on a live version), or whose twin could not be downloaded at load;
+        a twin refused at load (checksum, onnxruntime) is not retried."""
         return (
             self.use_onnx
             and int(found.version) == serving.version

@@ -96,7 +96,10 @@ def load_version(
         twin = fetch_onnx(registry.tracking_uri, model_version, model.classes, work_dir)
     except RegistryError as exc:
         logger.warning("model %s version %s stays on scikit-learn: %s", name, version, exc.message)
-        return dataclasses.replace(model, onnx_status=f"refused: {exc.message}")
+        # A download that failed is tried again at a later load (the gateway's next refresh);
+        # a file that fails its checksum or that onnxruntime cannot open is refused for good.
+        verdict = "unavailable" if isinstance(exc, RegistryUnavailable) else "refused"
+        return dataclasses.replace(model, onnx_status=f"{verdict}: {exc.message}")
     return dataclasses.replace(model, onnx=twin)
 
 

@@ -131,3 +131,23 @@ def test_a_twin_refused_at_load_is_not_fetched_again_on_every_refresh(monkeypatc
     monkeypatch.setattr(manager, "_load", load)
     asyncio.run(manager.refresh(manager.specs["m"]))
     assert manager.current["m"].runtime == "sklearn"
+
+
+def test_a_twin_that_could_not_be_downloaded_is_fetched_again_at_the_next_refresh(
+    monkeypatch,
+) -> None:
+    registry = FakeRegistry(1)
+    registry.tags = {"modelgate.onnx.status": "verified"}
+    manager = _manager(registry)
+    manager.current["m"] = dataclasses.replace(
+        _model(1), onnx_status="unavailable: could not download the ONNX file"
+    )
+    loads: list[int] = []
+
+    async def load(name: str, version: int) -> LoadedModel:
+        loads.append(version)
+        return dataclasses.replace(_model(version), onnx=object(), onnx_status="verified")
+
+    monkeypatch.setattr(manager, "_load", load)
+    asyncio.run(manager.refresh(manager.specs["m"]))
+    assert loads == [1] and manager.current["m"].runtime == "onnx"
