@@ -115,9 +115,14 @@ class SlidingWindow:
     async def _send(self, batch: list[tuple[list[str], list[int], asyncio.Future[Any]]]) -> None:
         try:
             results = await self._evalsha_all(batch)
-            if any(isinstance(r, NoScriptError) for r in results):
-                await self.redis.script_load(_SLIDING_WINDOW)  # a restarted Redis forgot it
-                results = await self._evalsha_all(batch)
+            forgotten = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            if forgotten:
+                # A restarted (or flushed) Redis forgot the script: load it, and send again only
+                # the checks it refused, so that none of the others counts twice.
+                await self.redis.script_load(_SLIDING_WINDOW)
+                again = await self._evalsha_all([batch[i] for i in forgotten])
+                for i, result in zip(forgotten, again, strict=True):
+                    results[i] = result
         except Exception as exc:  # the caller decides: fail open or closed
             results = [exc] * len(batch)
         for (_, _, future), result in zip(batch, results, strict=True):
