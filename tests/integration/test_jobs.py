@@ -373,9 +373,25 @@ def test_durable_redis_restarted_mid_job(
         assert time.monotonic() - killed_at < 10
         time.sleep(2)
         redis.start()  # AOF on: the queue, jobs and chunks come back
-        status = wait_done(gateway, job_id, timeout=240)
+        # Celery can exit on a lost broker connection (kombu's channel close fails while it
+        # restores unacknowledged messages: "Unrecoverable error", seen once in CI); the
+        # platform's restart policy (compose, Kubernetes) starts it again. Done here alike.
+        restarts = 0
+        deadline = time.monotonic() + 240
+        while True:
+            status = gateway.http.get(f"/v1/jobs/{job_id}").json()
+            if status["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            assert time.monotonic() < deadline, f"job not done after 240 s: {status}"
+            if worker.proc is not None and worker.proc.poll() is not None:
+                restarts += 1
+                worker = worker_factory(redis_url=redis.url)
+            time.sleep(0.2)
         after = time.monotonic() - killed_at
-        print(f"\nRedis restarted: job {status['status']} {after:.1f} s after the kill")
+        print(
+            f"\nRedis restarted: job {status['status']} {after:.1f} s after the kill "
+            f"({restarts} worker restarts)"
+        )
         assert status["status"] == "succeeded", status
         _exactly_once(gateway, job_id, n)
         worker.stop()
