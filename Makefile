@@ -116,7 +116,7 @@ up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo t
 lint: venv ## Run ruff (lint and format check) and mypy
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
-	$(VENV_BIN)/mypy registry worker gateway bench
+	$(VENV_BIN)/mypy kernel runtime registry jobs gateway worker cli devstack bench
 
 format: venv ## Format the code with ruff and apply ruff's safe fixes
 	$(VENV_BIN)/ruff format .

@@ -26,7 +26,7 @@ import httpx
 from bench.batch import measure
 from bench.stack import Stack
 from bench.wrk import Load, run_wrk
-from tests.integration.processes import Gateway, Service, Worker
+from devstack.processes import Gateway, Service, Worker
 
 RESULTS = Path(__file__).with_name("results")
 #: Row numbers (bench/rows.lua) are spaced so that no run, warm-up included, repeats a row of

@@ -16,9 +16,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from devstack.processes import Gateway
 from registry.model import LoadedModel
 from registry.train import FEATURES
-from tests.integration.processes import Gateway
 
 
 @dataclass(frozen=True)
@@ -102,5 +102,5 @@ def measure(gateway: Gateway, model: LoadedModel, workdir: Path, rows: int) -> B
         baseline_seconds=round(base_seconds, 2),
         baseline_rows_per_s=round(rows / base_seconds),
         ratio=round(base_seconds / job_seconds, 3),
-        runtime=model.runtime,
+        runtime=model.runtime.name,
     )

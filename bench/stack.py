@@ -17,13 +17,7 @@ import joblib
 import mlflow.artifacts
 from redis import Redis
 
-from gateway.keys import SCOPES, KeyStore
-from registry.client import Registry
-from registry.loader import load_version
-from registry.model import LoadedModel
-from registry.onnx_runtime import ONNX_ARTIFACT_TAG
-from registry.train import TrainOptions, train_and_register
-from tests.integration.processes import (
+from devstack.processes import (
     VENV_BIN,
     Gateway,
     MlflowServer,
@@ -33,6 +27,12 @@ from tests.integration.processes import (
     http_ok,
     wait_until,
 )
+from gateway.access.keys import SCOPES, KeyStore
+from registry.client import Registry
+from registry.loader import load_version
+from registry.model import LoadedModel
+from registry.onnx_twin import ONNX_ARTIFACT_TAG
+from registry.train import TrainOptions, train_and_register
 
 KEY_PREFIX = "bench:"
 S = TypeVar("S", bound=Service)

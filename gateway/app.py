@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,23 +16,26 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from gateway.auth import KeyRing, bootstrap_key
-from gateway.batcher import Coalescer
-from gateway.cache import PredictionCache
-from gateway.errors import install_error_handlers
-from gateway.fastpath import PredictRoutes
+from gateway.access.auth import KeyRing, bootstrap_key
+from gateway.access.ratelimit import RateLimiter
+from gateway.dataplane.cache import PredictionCache
+from gateway.dataplane.coalescer import Coalescer
+from gateway.dataplane.models import ModelManager
+from gateway.dataplane.plane import DataPlane
+from gateway.dataplane.specs import parse_specs
 from gateway.health import Drain, watch_health
-from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from gateway.openapi import build_openapi
-from gateway.ratelimit import RateLimiter
-from gateway.routes import admin, health, jobs, legacy, models, predict
+from gateway.http.errors import install_error_handlers
+from gateway.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from gateway.http.openapi import build_openapi
+from gateway.protocols import legacy, v1
+from gateway.protocols.dispatch import PredictRoutes
+from gateway.routes import admin, health, jobs, models
 from gateway.routes.jobs import is_job_upload
-from gateway.serving import ModelManager
 from gateway.settings import GatewaySettings
-from gateway.specs import parse_specs
 from gateway.state import GatewayState
+from jobs.client import JobClient
+from kernel.loading import LoadOptions
 from registry.client import Registry, configure_mlflow_http
-from worker.client import JobClient
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +59,7 @@ def create_app(
             refresh_seconds=settings.refresh_seconds,
             retry_seconds=settings.model_load_retry_seconds,
             cache_size=settings.version_cache_size,
-            work_dir=Path(settings.model_dir) if settings.model_dir else None,
-            allow_pickle=settings.allow_pickle,
-            trusted_prefixes=settings.trusted_prefixes,
-            use_onnx=settings.runtime == "auto",
+            options=LoadOptions.from_settings(settings),
         )
         timeout = settings.redis_timeout_seconds
         redis = _redis(settings.redis_url, timeout)
@@ -88,27 +87,35 @@ def create_app(
             if settings.effective_cache_url != settings.redis_url
             else None
         )
+        cache = PredictionCache(
+            cache_redis or redis,
+            settings.key_prefix,
+            settings.cache_ttl_seconds,
+            settings.cache_timeout_seconds,
+            settings.local_cache_size,
+        )
+        coalescer = Coalescer(
+            settings.predict_threads,
+            settings.batch_max_rows,
+            settings.batch_max_wait_ms / 1000,
+            settings.max_pending_predictions,
+        )
+        plane = DataPlane(
+            manager,
+            coalescer,
+            cache,
+            max_rows=settings.max_sync_rows,
+            cache_mode=settings.cache_mode,
+        )
         state = GatewayState(
             settings=settings,
             models=manager,
-            coalescer=Coalescer(
-                settings.predict_threads,
-                settings.batch_max_rows,
-                settings.batch_max_wait_ms / 1000,
-                settings.max_pending_predictions,
-            ),
+            plane=plane,
             keys=keys,
             limiter=limiter,
             jobs=JobClient(settings),
             redis=redis,
             cache_redis=cache_redis,
-            cache=PredictionCache(
-                cache_redis or redis,
-                settings.key_prefix,
-                settings.cache_ttl_seconds,
-                settings.cache_timeout_seconds,
-                settings.local_cache_size,
-            ),
             http=httpx.AsyncClient(timeout=max(timeout, 1.0)),
         )
         app.state.gateway = state
@@ -127,8 +134,8 @@ def create_app(
                 await health_task
             await manager.stop()
             await keys.stop()
-            state.coalescer.close()
-            await state.cache.close()
+            coalescer.close()
+            await cache.close()
             await state.redis.aclose()
             await limits_redis.aclose()
             if state.cache_redis is not None:
@@ -157,10 +164,10 @@ def create_app(
 
         app.openapi = openapi  # type: ignore[method-assign]
     # The prediction routes first: routing tries routes in order, and they carry the load.
-    for module in (predict, legacy, health, models, admin, jobs):
+    for module in (v1, legacy, health, models, admin, jobs):
         app.include_router(module.router)
-    # Innermost: the prediction routes skip FastAPI's routing layers (gateway/fastpath.py).
-    app.add_middleware(PredictRoutes, routes=[*predict.router.routes, *legacy.router.routes])
+    # Innermost: the prediction routes skip FastAPI routing (gateway/protocols/dispatch.py).
+    app.add_middleware(PredictRoutes, routes=[*v1.router.routes, *legacy.router.routes])
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from gateway.errors import request_id_var
-from registry.logs import JsonFormatter
-from registry.logs import configure_logging as configure_json_logging
+from gateway.http.errors import request_id_var
+from kernel.logs import JsonFormatter
+from kernel.logs import configure_logging as configure_json_logging
 
 
 def request_context() -> dict[str, str]:

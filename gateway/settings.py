@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from gateway.specs import parse_specs
-from worker.settings import SharedSettings
+from gateway.dataplane.specs import parse_specs
+from kernel.settings import SharedSettings
 
 
 class GatewaySettings(SharedSettings):
@@ -63,15 +63,6 @@ class GatewaySettings(SharedSettings):
     local_cache_size: int = Field(default=10_000, ge=0)
     """Predictions kept in the process in front of the cache Redis (0: Redis only)."""
 
-    allow_pickle: bool = False
-    """Load verified artifacts stored as pickle (skops is always allowed)."""
-
-    trusted_type_prefixes: str = "sklearn.,numpy.,scipy."
-    """Modules whose types a skops artifact may ask to trust (comma-separated prefixes)."""
-
-    model_dir: str | None = None
-    """Scratch directory for artifact downloads (the system temp directory when unset)."""
-
     log_level: str = "INFO"
     """Level of the JSON logs on stdout."""
 
@@ -119,7 +110,7 @@ class GatewaySettings(SharedSettings):
     @field_validator("predict_limit", "jobs_limit", "reads_limit")
     @classmethod
     def _limit_parses(cls, value: str) -> str:
-        from gateway.keys import parse_one_limit
+        from gateway.access.keys import parse_one_limit
 
         parse_one_limit(value)  # raises ValueError on anything but one "N/period"
         return value
@@ -134,10 +125,6 @@ class GatewaySettings(SharedSettings):
     @property
     def default_limits(self) -> dict[str, str]:
         return {"predict": self.predict_limit, "jobs": self.jobs_limit, "reads": self.reads_limit}
-
-    @property
-    def trusted_prefixes(self) -> tuple[str, ...]:
-        return tuple(p.strip() for p in self.trusted_type_prefixes.split(",") if p.strip())
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -7,24 +7,22 @@ from dataclasses import dataclass
 import httpx
 from redis.asyncio import Redis
 
-from gateway.auth import KeyRing
-from gateway.batcher import Coalescer
-from gateway.cache import PredictionCache
-from gateway.ratelimit import RateLimiter
-from gateway.serving import ModelManager
+from gateway.access.auth import KeyRing
+from gateway.access.ratelimit import RateLimiter
+from gateway.dataplane.models import ModelManager
+from gateway.dataplane.plane import DataPlane
 from gateway.settings import GatewaySettings
-from worker.client import JobClient
+from jobs.client import JobClient
 
 
 @dataclass
 class GatewayState:
     settings: GatewaySettings
     models: ModelManager
-    coalescer: Coalescer
+    plane: DataPlane
     keys: KeyRing
     limiter: RateLimiter
     jobs: JobClient
     redis: Redis
     cache_redis: Redis | None
-    cache: PredictionCache
     http: httpx.AsyncClient

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from kernel.errors import AliasHistoryEmpty, AliasNotFound, ArtifactRejected
 from registry.client import Registry
 from registry.digest import DIGEST_TAG
-from registry.errors import AliasHistoryEmpty, AliasNotFound, ArtifactRejected
 
 HISTORY_TAG_PREFIX = "modelgate.alias_history."
 #: MLflow tag values are limited in size; the oldest entries are dropped past this many.

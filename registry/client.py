@@ -12,14 +12,14 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException, RestException
 
-from registry.errors import (
+from kernel.errors import (
     AliasNotFound,
     ModelNotFound,
     RegistryError,
     RegistryUnavailable,
     VersionNotFound,
 )
-from registry.settings import RegistrySettings
+from kernel.settings import RegistrySettings
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from kernel.errors import InvalidInput
 from registry.client import Registry
-from registry.errors import InvalidInput
-from registry.model import first_step
 from registry.publish import Published, publish
+from runtime.sklearn import first_step
 
 EXPERIMENT = "modelgate_imports"
 

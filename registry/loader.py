@@ -21,33 +21,32 @@ import skops.io
 import yaml
 from mlflow.models import Model
 
+from kernel.errors import ArtifactRejected, RegistryError, RegistryUnavailable
+from kernel.loading import LoadOptions
 from registry.client import Registry
 from registry.digest import DIGEST_TAG, digest_matches
-from registry.errors import ArtifactRejected, RegistryError, RegistryUnavailable
 from registry.model import LoadedModel
-from registry.onnx_runtime import VERIFIED, fetch_onnx, onnx_status
+from registry.onnx_twin import VERIFIED, fetch_onnx, onnx_status
 from registry.signature import signature_from_mlflow
+from runtime.sklearn import SklearnRuntime
 
 logger = logging.getLogger(__name__)
-
-#: Modules whose types a skops artifact may ask to trust (scikit-learn's own tree, numpy dtypes).
-DEFAULT_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
 
 def load_version(
     registry: Registry,
     name: str,
     version: int,
-    work_dir: Path | None = None,
-    allow_pickle: bool = False,
-    trusted_prefixes: tuple[str, ...] = DEFAULT_TRUSTED_PREFIXES,
-    use_onnx: bool = True,
+    options: LoadOptions | None = None,
 ) -> LoadedModel:
     """Download, verify and load one registered version; raises a RegistryError otherwise.
 
-    With `use_onnx`, a version whose ONNX twin was verified (`modelgate optimize`) answers with
-    onnxruntime; when that file cannot be fetched or fails its checksum, scikit-learn answers.
+    With `options.use_twin`, a version whose ONNX twin was verified (`modelgate optimize`)
+    answers with onnxruntime; when that file cannot be fetched or fails its checksum, the native
+    runtime (scikit-learn) answers.
     """
+    options = options or LoadOptions()
+    work_dir = options.work_dir
     model_version = registry.version(name, version)
     expected = (model_version.tags or {}).get(DIGEST_TAG)
     if not expected:
@@ -59,7 +58,7 @@ def load_version(
                 f"model '{name}' version {version} does not match its recorded SHA-256"
             )
         try:
-            estimator = _deserialise(local, allow_pickle, trusted_prefixes)
+            estimator = _deserialise(local, options.allow_pickle, options.trusted_prefixes)
             mlmodel = Model.load(str(local))
             signature = signature_from_mlflow(
                 mlmodel.signature.inputs if mlmodel.signature else None,
@@ -83,14 +82,14 @@ def load_version(
         version=int(version),
         run_id=model_version.run_id,
         signature=signature,
-        estimator=estimator,
+        native=SklearnRuntime(estimator, signature.names, signature.all_numeric),
         digest=expected,
         metrics=metrics,
-        onnx_status=onnx_status(model_version),
+        twin_status=onnx_status(model_version),
     )
-    if not use_onnx:
+    if not options.use_twin:
         return model
-    if model.onnx_status != VERIFIED:
+    if model.twin_status != VERIFIED:
         return model
     try:
         twin = fetch_onnx(registry.tracking_uri, model_version, model.classes, work_dir)
@@ -99,8 +98,8 @@ def load_version(
         # A download that failed is tried again at a later load (the gateway's next refresh);
         # a file that fails its checksum or that onnxruntime cannot open is refused for good.
         verdict = "unavailable" if isinstance(exc, RegistryUnavailable) else "refused"
-        return dataclasses.replace(model, onnx_status=f"{verdict}: {exc.message}")
-    return dataclasses.replace(model, onnx=twin)
+        return dataclasses.replace(model, twin_status=f"{verdict}: {exc.message}")
+    return dataclasses.replace(model, twin=twin)
 
 
 def _deserialise(local: Path, allow_pickle: bool, trusted_prefixes: tuple[str, ...]) -> Any:

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from registry.model import LoadedModel, Prediction, first_step
+from registry.model import LoadedModel, Prediction
 from registry.onnx_convert import split_points
+from runtime.sklearn import first_step
 
 PROBABILITY_TOLERANCE = 1e-5
 RANDOM_ROWS = 2000

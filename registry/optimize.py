@@ -18,20 +18,21 @@ from typing import Any
 
 import numpy as np
 
+from kernel.errors import ArtifactRejected
+from kernel.loading import LoadOptions
 from registry.client import Registry
-from registry.errors import ArtifactRejected
-from registry.loader import DEFAULT_TRUSTED_PREFIXES, downloaded, load_version
+from registry.loader import downloaded, load_version
 from registry.model import LoadedModel
 from registry.onnx_convert import ConversionUnsupported, convert
-from registry.onnx_runtime import (
+from registry.onnx_twin import (
     ONNX_ARTIFACT_TAG,
     ONNX_REPORT_TAG,
     ONNX_SHA_TAG,
     ONNX_STATUS_TAG,
     VERIFIED,
-    OnnxModel,
 )
 from registry.onnx_verify import Verification, sample_rows, verify
+from runtime.onnx import OnnxRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def convert_and_verify(
         return None, None, "unsupported: non-numeric features"
     try:
         graph = convert(model.estimator, len(model.signature.features)).SerializeToString()
-        twin = dataclasses.replace(model, onnx=OnnxModel(graph, model.classes))
+        twin = dataclasses.replace(model, twin=OnnxRuntime(graph, model.classes))
     except ConversionUnsupported as exc:
         return None, None, f"unsupported: {exc}"
     except Exception as exc:  # onnxruntime refusing the graph is a refusal, not a crash
@@ -73,13 +74,12 @@ def optimize_version(
     version: int,
     *,
     example: np.ndarray | None = None,
-    allow_pickle: bool = False,
-    trusted_prefixes: tuple[str, ...] = DEFAULT_TRUSTED_PREFIXES,
+    options: LoadOptions | None = None,
 ) -> Optimized:
     """Convert, verify and (when verified) store the ONNX twin of a registered version."""
-    model = load_version(
-        registry, name, version, None, allow_pickle, trusted_prefixes, use_onnx=False
-    )
+    # The twin is made from the native runtime, so an existing twin is not loaded.
+    base = options or LoadOptions()
+    model = load_version(registry, name, version, dataclasses.replace(base, use_twin=False))
     if example is None:
         example = input_example(registry, name, version)
     graph, verification, status = convert_and_verify(model, example)

@@ -13,11 +13,11 @@ import pandas as pd
 import skops.io
 from mlflow.models import infer_signature
 
+from kernel.errors import AliasNotFound
 from registry.client import Registry
 from registry.digest import DIGEST_TAG, directory_digest
-from registry.errors import AliasNotFound
 from registry.loader import downloaded
-from registry.model import fitted_on_names
+from runtime.sklearn import fitted_on_names
 
 logger = logging.getLogger(__name__)
 

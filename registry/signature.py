@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from registry.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 INTEGER_TYPES = frozenset({"long", "integer"})

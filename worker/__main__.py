@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 from redis import Redis
 
+from jobs.celery_app import QUEUE, create_celery_app
+from jobs.store import JobStore
+from kernel.loading import LoadOptions
+from kernel.logs import configure_logging
 from registry.client import Registry, configure_mlflow_http
-from registry.logs import configure_logging
-from worker.celery_app import QUEUE, create_celery_app
-from worker.jobs import JobStore
 from worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def runner_factory(settings: WorkerSettings) -> Callable[[], ChunkRunner]:
                 store,
                 Registry(settings.mlflow_tracking_uri),
                 settings.max_chunk_deliveries,
-                use_onnx=settings.runtime == "auto",
+                LoadOptions.from_settings(settings),
             )
         return runner
 

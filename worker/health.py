@@ -18,7 +18,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from worker.celery_app import queue_key
+from jobs.celery_app import queue_key
 from worker.queue_length import QueueLengthCollector
 from worker.settings import WorkerSettings
 

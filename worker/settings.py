@@ -1,75 +1,10 @@
-"""Settings shared by the gateway and the worker (one class, beside the job client)."""
+"""Settings read only by the worker."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
-from registry.settings import RegistrySettings
-
-
-class SharedSettings(RegistrySettings):
-    """Redis addresses and key prefix, shared by every Modelgate process."""
-
-    redis_url: str = "redis://127.0.0.1:6380/0"
-    """Durable Redis: broker, job records, API keys, rate-limit counters (noeviction, AOF)."""
-
-    cache_url: str | None = None
-    """Cache Redis for predictions (allkeys-lru, no persistence); the durable one when unset."""
-
-    key_prefix: str = "modelgate:"
-    """Prefix of every Redis key, so tests and deployments can share a server."""
-
-    redis_timeout_seconds: float = 0.5
-    """Connect and socket timeout of Redis calls; an outage degrades service, never hangs it."""
-
-    chunk_size: int = Field(default=10_000, ge=1)
-    """Rows per stored chunk and per Celery task of a batch job."""
-
-    visibility_timeout_seconds: int = Field(default=120, ge=5)
-    """Seconds before an unacknowledged task is delivered again; longer than the longest chunk."""
-
-    unacked_restore_interval_seconds: int = Field(default=10, ge=1)
-    """How often the broker sweeps for unacknowledged tasks past their visibility timeout."""
-
-    task_time_limit_seconds: int = Field(default=100, ge=1)
-    """Hard limit of one chunk task; below the visibility timeout."""
-
-    max_chunk_deliveries: int = Field(default=3, ge=1)
-    """Deliveries of one chunk (crashes included) before its job fails."""
-
-    job_ttl_seconds: int = Field(default=24 * 3600, ge=60)
-    """How long jobs, their inputs and results are kept."""
-
-    max_job_rows: int = Field(default=1_000_000, ge=1)
-    """Most rows one batch job may carry."""
-
-    max_job_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
-    """Largest batch-job upload, enforced while it streams in."""
-
-    max_running_jobs_per_owner: int = Field(default=4, ge=1)
-    """Queued or running jobs one owner (tenant) may have at once."""
-
-    max_stored_rows_per_owner: int = Field(default=5_000_000, ge=1)
-    """Rows one owner may keep stored across unexpired jobs (inputs and results)."""
-
-    runtime: Literal["auto", "sklearn"] = "auto"
-    """Model runtime: `auto` serves a version's verified ONNX twin with onnxruntime when it has
-    one (`modelgate optimize`), else scikit-learn; `sklearn` always uses scikit-learn."""
-
-    log_file: str | None = None
-    """Also write the JSON logs to this file, rotated by size; stdout only when unset."""
-
-    log_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    """Size at which the log file is rotated (as SEED.md's app: 10 MB)."""
-
-    log_file_backups: int = Field(default=5, ge=1)
-    """Rotated log files kept beside the current one (`.1` is the newest)."""
-
-    @property
-    def effective_cache_url(self) -> str:
-        return self.cache_url or self.redis_url
+from kernel.settings import SharedSettings
 
 
 class WorkerSettings(SharedSettings):

@@ -12,12 +12,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from jobs.celery_app import PREDICT_CHUNK
+from jobs.store import ACTIVE, FAILED, RUNNING, SUCCEEDED, JobStore
+from kernel.errors import ModelgateError, RegistryUnavailable
+from kernel.loading import LoadOptions
 from registry.client import Registry
-from registry.errors import ModelgateError, RegistryUnavailable
 from registry.loader import load_version
 from registry.model import LoadedModel
-from worker.celery_app import PREDICT_CHUNK
-from worker.jobs import ACTIVE, FAILED, RUNNING, SUCCEEDED, JobStore
 from worker.metrics import (
     CHUNK_FAILURES,
     CHUNKS,
@@ -37,18 +38,23 @@ class ChunkRunner:
     """What a worker process needs to run chunks: the job store and a small model cache."""
 
     def __init__(
-        self, store: JobStore, registry: Registry, max_deliveries: int, use_onnx: bool = True
+        self,
+        store: JobStore,
+        registry: Registry,
+        max_deliveries: int,
+        options: LoadOptions | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.max_deliveries = max_deliveries
-        self.use_onnx = use_onnx
+        # The gateway's own loader policy (kernel.loading), so a job runs what it would serve.
+        self.options = options or LoadOptions()
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
 
     def model(self, name: str, version: int) -> LoadedModel:
         key = (name, version)
         if key not in self._models:
-            self._models[key] = load_version(self.registry, name, version, use_onnx=self.use_onnx)
+            self._models[key] = load_version(self.registry, name, version, self.options)
             while len(self._models) > MODEL_CACHE_SIZE:
                 self._models.popitem(last=False)
         self._models.move_to_end(key)

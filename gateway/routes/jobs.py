@@ -12,23 +12,18 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Scope
 
-from gateway.auth import Forbidden
+from gateway.access.auth import Forbidden
 from gateway.deps import JobReadKey, JobSubmitKey, StateDep
-from gateway.errors import BodyTooLarge, UnsupportedMediaType
-from gateway.jobs_output import csv_lines, json_pieces, ndjson_lines
-from gateway.routes.responses import json_response
-from gateway.uploads import iter_chunks
-from worker.client import JobClient
-from worker.jobs import JobRecord
+from gateway.http.errors import BodyTooLarge, UnsupportedMediaType
+from gateway.http.media import upload_format
+from gateway.http.responses import json_response
+from gateway.jobdata.results import csv_lines, json_pieces, ndjson_lines
+from gateway.jobdata.uploads import iter_chunks
+from jobs.client import JobClient
+from jobs.store import JobRecord
 
 router = APIRouter(tags=["jobs"])
 
-UPLOAD_TYPES = {
-    "text/csv": "text/csv",
-    "application/x-ndjson": "application/x-ndjson",
-    "application/jsonl": "application/x-ndjson",
-    "application/json": "application/json",
-}
 #: Uploads stay in memory up to this size, then spill to a temporary file.
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 
@@ -96,7 +91,7 @@ async def submit_job(
     id_columns: str = Query(default="", max_length=1000),
 ) -> Response:
     """Upload rows as JSON, NDJSON or CSV (by Content-Type); 202 with the job id."""
-    media = UPLOAD_TYPES.get(request.headers.get("content-type", "").split(";")[0].strip())
+    media = upload_format(request.headers.get("content-type", ""))
     if media is None:
         raise UnsupportedMediaType("send text/csv, application/x-ndjson or application/json")
     loaded = await state.models.resolve(model)  # the alias is resolved once: the version is pinned

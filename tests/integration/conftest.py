@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from gateway.keys import SCOPES, KeyStore
+from devstack.processes import Gateway, MlflowServer, RedisServer, Worker, stop_all
+from gateway.access.keys import SCOPES, KeyStore
+from kernel.settings import RegistrySettings
 from registry.client import Registry, configure_mlflow_http
 from registry.loader import load_version
 from registry.model import LoadedModel
-from registry.settings import RegistrySettings
 from registry.train import TrainOptions, train_and_register
-from tests.integration.processes import Gateway, MlflowServer, RedisServer, Worker, stop_all
 
 #: Version 2 of a test model: a weaker forest whose answers differ from version 1's.
 V2_OPTIONS = TrainOptions(n_estimators=3, max_depth=1, seed=7)

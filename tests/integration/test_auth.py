@@ -16,13 +16,13 @@ import pytest
 from fastapi.routing import APIRoute
 from redis import Redis
 
+from devstack.processes import VENV_BIN, Gateway, RedisServer, free_port, wait_until
+from gateway.access.keys import KeyStore, key_digest
 from gateway.app import create_app
-from gateway.keys import KeyStore, key_digest
-from gateway.openapi import PUBLIC_PATHS
+from gateway.http.openapi import PUBLIC_PATHS
 from gateway.settings import GatewaySettings
 from registry.model import LoadedModel
 from tests.integration.conftest import KEY_PREFIX, GatewayFactory, make_key
-from tests.integration.processes import VENV_BIN, Gateway, RedisServer, free_port, wait_until
 
 ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 BOOTSTRAP_KEY = "bootstrap-admin-secret-for-tests-0123456789"

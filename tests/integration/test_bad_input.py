@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.processes import Gateway
+from devstack.processes import Gateway
 
 GOOD = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 JSON = {"content-type": "application/json"}

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devstack.processes import wait_until
 from registry.model import LoadedModel
 from tests.integration.conftest import GatewayFactory
-from tests.integration.processes import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from sklearn.datasets import load_diabetes, load_wine
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from devstack.processes import VENV_BIN, MlflowServer
 from registry.client import Registry
 from registry.train import TrainOptions, train_and_register
 from tests.integration.conftest import GatewayFactory
-from tests.integration.processes import VENV_BIN, MlflowServer
 
 
 def modelgate(

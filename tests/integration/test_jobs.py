@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from redis import Redis
 
+from devstack.processes import Gateway, RedisServer, Worker, wait_until
 from registry.aliases import promote
 from registry.client import Registry
 from registry.model import LoadedModel
@@ -26,7 +27,6 @@ from tests.integration.conftest import (
     WorkerFactory,
     make_key,
 )
-from tests.integration.processes import Gateway, RedisServer, Worker, wait_until
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 CSV_TYPE = {"content-type": "text/csv"}

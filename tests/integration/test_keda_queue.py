@@ -12,12 +12,12 @@ import secrets
 import pytest
 from redis import Redis
 
-from gateway.keys import SCOPES, KeyStore
+from devstack.processes import RedisServer, wait_until
+from gateway.access.keys import SCOPES, KeyStore
+from jobs.celery_app import PREDICT_CHUNK
 from registry.model import LoadedModel
 from tests.integration.conftest import GatewayFactory
-from tests.integration.processes import RedisServer, wait_until
 from tests.manifests import KustomizeMissing, build, config_map, find
-from worker.celery_app import PREDICT_CHUNK
 
 pytestmark = pytest.mark.integration
 

@@ -21,12 +21,12 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from devstack.processes import Gateway, RedisServer, Worker, free_port, wait_until
+from jobs.celery_app import queue_key
+from kernel.settings import SharedSettings
 from registry.model import LoadedModel
 from tests.integration.conftest import KEY_PREFIX, GatewayFactory, WorkerFactory, make_key
-from tests.integration.processes import Gateway, RedisServer, Worker, free_port, wait_until
-from worker.celery_app import queue_key
 from worker.queue_length import QueueLengthCollector
-from worker.settings import SharedSettings
 
 pytestmark = pytest.mark.integration
 

@@ -29,9 +29,9 @@ import httpx
 import numpy as np
 import pytest
 
+from devstack.processes import Gateway, Service, free_port, http_ok, wait_until
 from registry.model import LoadedModel
 from tests.integration.conftest import GatewayFactory
-from tests.integration.processes import Gateway, Service, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.integration
 

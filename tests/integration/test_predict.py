@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_iris
 
+from devstack.processes import Gateway
 from registry.model import LoadedModel
 from tests.integration.conftest import GatewayFactory
-from tests.integration.processes import Gateway
 
 ROWS = load_iris().data[::7].tolist()
 

@@ -10,12 +10,12 @@ import httpx
 import numpy as np
 from sklearn.datasets import load_iris
 
+from devstack.processes import MlflowServer, wait_until
 from registry.aliases import promote, rollback
 from registry.client import Registry
 from registry.loader import load_version
 from registry.train import TrainOptions, train_and_register
 from tests.integration.conftest import V2_OPTIONS, GatewayFactory
-from tests.integration.processes import MlflowServer, wait_until
 
 
 def _differing_rows(registry: Registry, name: str) -> tuple[list[list[float]], dict[int, list]]:

@@ -1,4 +1,4 @@
-"""The sliding-window script against a real redis-server (gateway/ratelimit.py)."""
+"""The sliding-window script against a real redis-server (gateway/access/ratelimit.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from limits import parse
 from redis.asyncio import Redis
 
-from gateway.ratelimit import SlidingWindow
-from tests.integration.processes import RedisServer
+from devstack.processes import RedisServer
+from gateway.access.ratelimit import SlidingWindow
 
 pytestmark = pytest.mark.integration
 

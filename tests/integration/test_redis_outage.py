@@ -5,9 +5,9 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+from devstack.processes import RedisServer, wait_until
 from registry.model import LoadedModel
 from tests.integration.conftest import GatewayFactory
-from tests.integration.processes import RedisServer, wait_until
 
 ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from devstack.processes import VENV_BIN
 from registry.model import LoadedModel
 from tests.integration.conftest import GatewayFactory
-from tests.integration.processes import VENV_BIN
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
+from devstack.processes import VENV_BIN, Gateway, MlflowServer, RedisServer, free_port
 from registry.client import Registry
 from registry.model import LoadedModel
 from registry.train import TrainOptions, train_and_register
 from tests.integration.conftest import GatewayFactory
-from tests.integration.processes import VENV_BIN, Gateway, MlflowServer, RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from devstack.processes import Gateway, RedisServer
 from registry.client import Registry
 from registry.model import LoadedModel
 from tests.integration.conftest import (
@@ -29,7 +30,6 @@ from tests.integration.conftest import (
     WorkerFactory,
     make_key,
 )
-from tests.integration.processes import Gateway, RedisServer
 from tests.integration.test_jobs import (
     _exactly_once,
     _slow_model,

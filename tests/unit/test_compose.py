@@ -26,8 +26,9 @@ from mlflow.server.security_utils import is_allowed_host_header
 from pydantic_settings import BaseSettings
 
 from gateway.settings import GatewaySettings
+from kernel.settings import SharedSettings
 from registry.server import MlflowServerSettings
-from worker.settings import SharedSettings, WorkerSettings
+from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"

@@ -18,6 +18,8 @@ from mlflow.server.security_utils import is_allowed_host_header
 from pydantic_settings import BaseSettings
 
 from gateway.settings import GatewaySettings
+from jobs.celery_app import queue_key
+from kernel.settings import SharedSettings
 from registry.server import MlflowServerSettings
 from tests import manifests
 from tests.manifests import (
@@ -32,8 +34,7 @@ from tests.manifests import (
     secret_values,
     workloads,
 )
-from worker.celery_app import queue_key
-from worker.settings import SharedSettings, WorkerSettings
+from worker.settings import WorkerSettings
 
 #: The oldest Kubernetes the manifests promise to work on, and the newest the validator knows.
 KUBE_VERSIONS = ("1.29", kubernetes_validate.latest_version())

@@ -1,23 +1,26 @@
-"""The coalescer: shared model calls, own rows back, bounded queue (gateway/batcher.py)."""
+"""The coalescer: shared model calls, own rows back, bounded queue (dataplane/coalescer.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from gateway.batcher import Coalescer
-from gateway.errors import Overloaded
-from registry.errors import InvalidInput
+from gateway.dataplane.coalescer import Coalescer
+from gateway.http.errors import Overloaded
+from kernel.errors import InvalidInput
 from registry.model import Prediction
 
 
 class EchoModel:
     """Answers each row with its first value; records every call; can hold calls until released."""
 
-    name, version, runtime = "m", 1, "sklearn"
+    name, version = "m", 1
+    # A runtime that never runs on the loop, as scikit-learn's.
+    runtime = SimpleNamespace(name="sklearn", inline_rows=0)
 
     def __init__(self, hold: bool = False) -> None:
         self.calls: list[list[list[Any]]] = []
@@ -176,7 +179,7 @@ def test_an_unexpected_error_reaches_every_request_of_the_call_and_frees_the_slo
 
 
 class OnnxEcho(EchoModel):
-    runtime = "onnx"
+    runtime = SimpleNamespace(name="onnx", inline_rows=64)
 
 
 def test_small_onnx_calls_run_on_the_loop_and_share_a_call_within_one_turn() -> None:

@@ -1,10 +1,11 @@
-"""Cache keys (gateway/cache.py): what makes two predictions the same entry."""
+"""Cache keys (gateway/dataplane/cache.py): what makes two predictions the same entry."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 
-from gateway.cache import PredictionCache
+from gateway.dataplane.cache import PredictionCache
 
 
 @dataclass
@@ -12,7 +13,7 @@ class Served:
     name: str = "iris"
     version: int = 1
     digest: str = "a" * 64
-    runtime: str = "onnx"
+    runtime: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(name="onnx"))
 
 
 def keys(model: Served, rows: list[list[float | int]]) -> list[bytes]:
@@ -32,5 +33,5 @@ def test_version_artifact_and_runtime_each_make_a_different_entry() -> None:
     # A model deleted and registered again starts at version 1 with another artifact.
     assert keys(Served(digest="b" * 64), row) != base
     assert keys(Served(version=2), row) != base
-    assert keys(Served(runtime="sklearn"), row) != base
+    assert keys(Served(runtime=SimpleNamespace(name="sklearn")), row) != base
     assert keys(Served(name="other"), row) != base

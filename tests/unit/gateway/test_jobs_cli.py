@@ -1,4 +1,4 @@
-"""`modelgate jobs ...` (gateway/jobs_cli.py) against a fake gateway on an httpx MockTransport.
+"""`modelgate jobs ...` (cli/jobs.py) against a fake gateway on an httpx MockTransport.
 
 Every test runs in an empty temporary directory (no var/stack.env, no var/dev-api-key) with
 MODELGATE_GATEWAY_URL and MODELGATE_API_KEY unset, unless it writes them itself.
@@ -17,8 +17,8 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from gateway import jobs_cli
-from gateway.jobs_cli import jobs
+from cli import jobs as jobs_cli
+from cli.jobs import jobs
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
 CSV_RESULTS = b"id,prediction,proba_0,proba_1,proba_2\na,0,0.9,0.05,0.05\nb,2,0.0,0.1,0.9\n"

@@ -1,4 +1,4 @@
-"""Request ids, the streaming body limit and the error envelope (gateway/middleware.py, errors.py).
+"""Request ids, the streaming body limit and the error envelope (gateway/http/).
 
 A tiny app with the gateway's error handlers and middlewares, driven in-process.
 """
@@ -16,9 +16,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from gateway.errors import Overloaded, install_error_handlers
-from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from registry.errors import InvalidInput
+from gateway.http.errors import Overloaded, install_error_handlers
+from gateway.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from kernel.errors import InvalidInput
 
 LIMIT = 1024
 

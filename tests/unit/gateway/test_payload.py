@@ -1,10 +1,10 @@
-"""Which Content-Types are read as JSON (gateway/payload.py)."""
+"""Which Content-Types are read as JSON (gateway/http/payload.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.payload import is_json_media_type
+from gateway.http.media import is_json_media_type
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,17 @@
-"""Request shapes, row limits and cache policy (gateway/predict.py)."""
+"""Request shapes, row limits and cache policy (gateway/dataplane/plane.py)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from gateway.errors import TooManyRows, UnknownField
-from gateway.predict import check_row_count, legacy_rows, uses_cache, v1_request
-from registry.errors import InvalidInput
+from gateway.dataplane.plane import check_row_count, uses_cache
+from gateway.http.errors import TooManyRows, UnknownField
+from gateway.protocols.legacy import legacy_rows
+from gateway.protocols.v1 import v1_request
+from kernel.errors import InvalidInput
 
 ROWS = [[1.0, 2.0]]
 
@@ -105,15 +108,18 @@ def test_row_count_ignores_what_is_not_a_list() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "runtime", "expected"),
+    ("mode", "worth_caching", "expected"),
     [
-        ("on", "onnx", True),
-        ("on", "sklearn", True),
-        ("sklearn", "sklearn", True),
-        ("sklearn", "onnx", False),
-        ("off", "sklearn", False),
-        ("off", "onnx", False),
+        ("on", False, True),
+        ("on", True, True),
+        ("sklearn", True, True),
+        ("sklearn", False, False),
+        ("off", True, False),
+        ("off", False, False),
     ],
 )
-def test_cache_use_follows_the_mode_and_runtime(mode: str, runtime: str, expected: bool) -> None:
-    assert uses_cache(mode, runtime) is expected
+def test_cache_use_follows_the_mode_and_runtime(
+    mode: str, worth_caching: bool, expected: bool
+) -> None:
+    runtime = SimpleNamespace(worth_caching=worth_caching)
+    assert uses_cache(mode, runtime) is expected  # type: ignore[arg-type]

@@ -14,8 +14,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from gateway.errors import install_error_handlers
-from gateway.middleware import RequestContextMiddleware
+from gateway.http.errors import install_error_handlers
+from gateway.http.middleware import RequestContextMiddleware
 
 ROUTE = "/metrics-test/items/{item}"
 

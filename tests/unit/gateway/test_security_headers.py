@@ -20,12 +20,12 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from gateway.errors import install_error_handlers
+from gateway.http.errors import install_error_handlers
+from gateway.http.middleware import RequestContextMiddleware
 from gateway.logs import request_context
-from gateway.middleware import RequestContextMiddleware
 from gateway.settings import GatewaySettings
-from registry.errors import InvalidInput
-from registry.logs import JsonFormatter
+from kernel.errors import InvalidInput
+from kernel.logs import JsonFormatter
 
 KEY_VALUE = "mg_a1b2c3_thisisthesecretpartofthekey000000000000"
 LIMIT_HEADERS = {"RateLimit-Policy": '"predict";q=600;w=60', "RateLimit": '"predict";r=599;t=60'}

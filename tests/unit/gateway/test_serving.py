@@ -1,4 +1,4 @@
-"""Model specs and resolving a request's model (gateway/serving.py), without loading any."""
+"""Model specs and resolving a request model (gateway/dataplane/models.py), loading none."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway.errors import ModelNotReady
-from gateway.serving import ModelManager
-from gateway.specs import ModelSpec, parse_specs
-from registry.errors import AliasNotFound, ModelNotFound
+from gateway.dataplane.models import ModelManager
+from gateway.dataplane.specs import ModelSpec, parse_specs
+from gateway.http.errors import ModelNotReady
+from kernel.errors import AliasNotFound, ModelNotFound
 from registry.model import LoadedModel
 from registry.signature import Feature, Signature
+from runtime.sklearn import SklearnRuntime
 
 SIGNATURE = Signature((Feature("f0", "double"),))
 
@@ -36,9 +37,8 @@ class FakeRegistry:
 
 
 def model(name: str, version: int) -> LoadedModel:
-    return LoadedModel(
-        name=name, version=version, run_id=None, signature=SIGNATURE, estimator=object()
-    )
+    native = SklearnRuntime(object(), SIGNATURE.names, SIGNATURE.all_numeric)
+    return LoadedModel(name=name, version=version, run_id=None, signature=SIGNATURE, native=native)
 
 
 def manager(registry: FakeRegistry, models: str = "iris,wine@staging") -> ModelManager:

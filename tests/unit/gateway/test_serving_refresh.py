@@ -10,16 +10,18 @@ from typing import Any
 import numpy as np
 from sklearn.tree import DecisionTreeClassifier
 
-from gateway.serving import ModelManager
-from gateway.specs import ModelSpec
-from registry.errors import ArtifactRejected
+from gateway.dataplane.models import ModelManager
+from gateway.dataplane.specs import ModelSpec
+from kernel.errors import ArtifactRejected
 from registry.model import LoadedModel
 from registry.signature import Feature, Signature
+from runtime.sklearn import SklearnRuntime
 
 
 def _model(version: int) -> LoadedModel:
     tree = DecisionTreeClassifier().fit(np.array([[0.0], [1.0]]), [0, 1])
-    return LoadedModel("m", version, None, Signature((Feature("x", "double"),)), tree)
+    signature = Signature((Feature("x", "double"),))
+    return LoadedModel("m", version, None, signature, SklearnRuntime(tree, signature.names, True))
 
 
 class FakeRegistry:
@@ -107,14 +109,16 @@ def test_a_live_version_that_gets_a_verified_onnx_twin_is_reloaded(monkeypatch) 
 
     async def load(name: str, version: int) -> LoadedModel:
         loads.append(version)
-        return dataclasses.replace(_model(version), onnx=object(), onnx_status="verified")
+        return dataclasses.replace(
+            _model(version), twin=SimpleNamespace(name="onnx"), twin_status="verified"
+        )
 
     monkeypatch.setattr(manager, "_load", load)
     asyncio.run(manager.refresh(manager.specs["m"]))
     assert loads == []  # nothing new yet
     registry.tags = {"modelgate.onnx.status": "verified"}
     asyncio.run(manager.refresh(manager.specs["m"]))
-    assert loads == [1] and manager.current["m"].runtime == "onnx"
+    assert loads == [1] and manager.current["m"].runtime.name == "onnx"
     asyncio.run(manager.refresh(manager.specs["m"]))
     assert loads == [1]  # served by ONNX now: no further load
 
@@ -123,14 +127,14 @@ def test_a_twin_refused_at_load_is_not_fetched_again_on_every_refresh(monkeypatc
     registry = FakeRegistry(1)
     registry.tags = {"modelgate.onnx.status": "verified"}
     manager = _manager(registry)
-    manager.current["m"] = dataclasses.replace(_model(1), onnx_status="refused: checksum")
+    manager.current["m"] = dataclasses.replace(_model(1), twin_status="refused: checksum")
 
     async def load(name: str, version: int) -> LoadedModel:
         raise AssertionError("must not reload")
 
     monkeypatch.setattr(manager, "_load", load)
     asyncio.run(manager.refresh(manager.specs["m"]))
-    assert manager.current["m"].runtime == "sklearn"
+    assert manager.current["m"].runtime.name == "sklearn"
 
 
 def test_a_twin_that_could_not_be_downloaded_is_fetched_again_at_the_next_refresh(
@@ -140,14 +144,16 @@ def test_a_twin_that_could_not_be_downloaded_is_fetched_again_at_the_next_refres
     registry.tags = {"modelgate.onnx.status": "verified"}
     manager = _manager(registry)
     manager.current["m"] = dataclasses.replace(
-        _model(1), onnx_status="unavailable: could not download the ONNX file"
+        _model(1), twin_status="unavailable: could not download the ONNX file"
     )
     loads: list[int] = []
 
     async def load(name: str, version: int) -> LoadedModel:
         loads.append(version)
-        return dataclasses.replace(_model(version), onnx=object(), onnx_status="verified")
+        return dataclasses.replace(
+            _model(version), twin=SimpleNamespace(name="onnx"), twin_status="verified"
+        )
 
     monkeypatch.setattr(manager, "_load", load)
     asyncio.run(manager.refresh(manager.specs["m"]))
-    assert loads == [1] and manager.current["m"].runtime == "onnx"
+    assert loads == [1] and manager.current["m"].runtime.name == "onnx"

@@ -1,4 +1,4 @@
-"""Batch-job uploads read into validated chunks (gateway/uploads.py)."""
+"""Batch-job uploads read into validated chunks (gateway/jobdata/uploads.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.errors import UnsupportedMediaType
-from gateway.uploads import Chunk, TooManyJobRows, iter_chunks, upload_format
-from registry.errors import InvalidInput
+from gateway.http.errors import UnsupportedMediaType
+from gateway.http.media import upload_format
+from gateway.jobdata.uploads import Chunk, TooManyJobRows, iter_chunks
+from kernel.errors import InvalidInput
 from registry.signature import Feature, Signature, _check_value
 
 IRIS = Signature(

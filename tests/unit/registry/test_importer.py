@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from registry.errors import InvalidInput
+from kernel.errors import InvalidInput
 from registry.importer import build_estimator, example_frame
 
 IRIS = load_iris()

@@ -10,8 +10,9 @@ import yaml
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 
-from registry.errors import ArtifactRejected
-from registry.loader import DEFAULT_TRUSTED_PREFIXES, _deserialise
+from kernel.errors import ArtifactRejected
+from kernel.loading import DEFAULT_TRUSTED_PREFIXES
+from registry.loader import _deserialise
 
 
 def _artifact(tmp_path: Path, trusted: list[str], fmt: str = "skops") -> Path:

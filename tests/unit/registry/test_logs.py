@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from registry.logs import SharedRotatingFileHandler, configure_logging, log_fields
+from kernel.logs import SharedRotatingFileHandler, configure_logging, log_fields
 
 MAX_BYTES = 2048
 LINES = 1000

@@ -14,6 +14,7 @@ from sklearn.svm import SVC
 
 from registry.model import LoadedModel
 from registry.signature import Feature, Signature
+from runtime.sklearn import SklearnRuntime
 
 IRIS = load_iris()
 X: np.ndarray = IRIS.data
@@ -31,7 +32,7 @@ def loaded(estimator, signature: Signature = NUMBERED, **kwargs) -> LoadedModel:
         version=1,
         run_id="run",
         signature=signature,
-        estimator=estimator,
+        native=SklearnRuntime(estimator, signature.names, signature.all_numeric),
         **kwargs,
     )
 
@@ -84,8 +85,8 @@ def test_regressor_gives_no_probabilities() -> None:
 
 def test_numpy_fitted_model_is_given_an_array(forest) -> None:
     model = loaded(forest)
-    assert not model.takes_frame
-    assert isinstance(model.to_input(ROWS), np.ndarray)
+    assert not model.native.takes_frame
+    assert isinstance(model.native.to_input(ROWS), np.ndarray)
 
 
 @pytest.mark.filterwarnings("error")
@@ -93,8 +94,8 @@ def test_frame_fitted_model_gets_a_frame_and_no_feature_name_warning() -> None:
     frame = pd.DataFrame(X, columns=NAMES)
     estimator = RandomForestClassifier(n_estimators=5, random_state=0).fit(frame, Y)
     model = loaded(estimator, NAMED)
-    assert model.takes_frame
-    data = model.to_input(ROWS)
+    assert model.native.takes_frame
+    data = model.native.to_input(ROWS)
     assert isinstance(data, pd.DataFrame)
     assert list(data.columns) == NAMES
     result = model.predict(ROWS)
@@ -103,7 +104,7 @@ def test_frame_fitted_model_gets_a_frame_and_no_feature_name_warning() -> None:
 
 def test_model_with_a_string_column_gets_a_frame(forest) -> None:
     signature = Signature((Feature("a", "double"), Feature("colour", "string")))
-    assert loaded(forest, signature).takes_frame
+    assert loaded(forest, signature).native.takes_frame
 
 
 def test_pipeline_reports_its_final_estimator_type() -> None:

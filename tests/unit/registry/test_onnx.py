@@ -19,20 +19,23 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import registry.onnx_convert as onnx_convert
-from registry.errors import InvalidInput
+from kernel.errors import InvalidInput
 from registry.model import LoadedModel
-from registry.onnx_runtime import OnnxModel
 from registry.onnx_verify import sample_rows
 from registry.optimize import VERIFIED, convert_and_verify
 from registry.signature import Feature, Signature
 from registry.train import TrainOptions, train_iris
+from runtime.onnx import OnnxRuntime
+from runtime.sklearn import SklearnRuntime
 
 WINE_X, WINE_Y = load_wine(return_X_y=True)
 
 
 def loaded(estimator, width: int, kind: str = "double") -> LoadedModel:
     features = tuple(Feature(f"f{i}", kind) for i in range(width))
-    return LoadedModel("m", 1, None, Signature(features), estimator)
+    signature = Signature(features)
+    native = SklearnRuntime(estimator, signature.names, signature.all_numeric)
+    return LoadedModel("m", 1, None, signature, native)
 
 
 def test_the_demo_forest_is_verified_on_rows_lying_on_its_thresholds() -> None:
@@ -42,8 +45,8 @@ def test_the_demo_forest_is_verified_on_rows_lying_on_its_thresholds() -> None:
     assert verification.threshold_rows > 100
     assert verification.label_mismatches == 0 and verification.max_abs_diff <= 1e-5
     # The kept graph answers like scikit-learn, labels exactly, on every training row.
-    twin = dataclasses.replace(loaded(model, 4), onnx=OnnxModel(graph, [0, 1, 2]))
-    assert twin.runtime == "onnx"
+    twin = dataclasses.replace(loaded(model, 4), twin=OnnxRuntime(graph, [0, 1, 2]))
+    assert twin.runtime.name == "onnx"
     rows = frame.to_numpy().tolist()
     ours, theirs = twin.predict(rows), loaded(model, 4).predict(rows)
     assert ours.labels == theirs.labels
@@ -109,7 +112,7 @@ def test_a_row_between_a_threshold_and_its_float32_rounding_matches() -> None:
     assert tree.predict([[x]]).tolist() == [1]
     graph, verification, status = convert_and_verify(loaded(tree, 1), None)
     assert status == VERIFIED and verification is not None and verification.threshold_rows == 3
-    twin = dataclasses.replace(loaded(tree, 1), onnx=OnnxModel(graph, [0, 1]))
+    twin = dataclasses.replace(loaded(tree, 1), twin=OnnxRuntime(graph, [0, 1]))
     rows = [[a], [x], [b], [threshold]]
     assert twin.predict(rows).labels == tree.predict(rows).tolist() == [0, 1, 1, 1]
 
@@ -129,9 +132,9 @@ def test_rows_onnxruntime_refuses_are_bad_input_not_a_server_error() -> None:
     model, frame, _ = train_iris(TrainOptions(n_estimators=5))
     graph, _, status = convert_and_verify(loaded(model, 4), frame.to_numpy()[:2])
     assert status == VERIFIED and graph is not None
-    twin = OnnxModel(graph, [0, 1, 2])
+    twin = OnnxRuntime(graph, [0, 1, 2])
     with pytest.raises(ValueError, match="onnxruntime refused"):
-        twin.run(np.zeros((1, 3)))  # one column short: the graph refuses the shape
-    served = dataclasses.replace(loaded(model, 4), onnx=twin)
+        twin.predict(np.zeros((1, 3)).tolist())  # one column short: the graph refuses the shape
+    served = dataclasses.replace(loaded(model, 4), twin=twin)
     with pytest.raises(InvalidInput):
         served.predict([[1.0, 2.0, 3.0]])

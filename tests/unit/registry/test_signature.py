@@ -7,7 +7,7 @@ import pytest
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import TensorSpec
 
-from registry.errors import InvalidInput
+from kernel.errors import InvalidInput
 from registry.signature import Feature, Signature, signature_from_mlflow
 
 MIXED = Signature(

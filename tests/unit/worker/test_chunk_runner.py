@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from registry.errors import RegistryUnavailable
+from jobs.store import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobRecord
+from kernel.errors import RegistryUnavailable
 from registry.model import Prediction
-from worker.jobs import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobRecord
 from worker.tasks import ChunkRunner
 
 

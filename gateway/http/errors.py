@@ -1,0 +1,161 @@
+"""The one error envelope, and the only place where error codes become HTTP statuses.
+
+ModelgateError (kernel.errors)
+├── InvalidInput, RegistryError, ...   from the model side
+└── GatewayError
+    ├── InvalidJson            invalid_json            400
+    ├── EmptyBody              empty_body              400
+    ├── UnknownField           unknown_field           422
+    ├── TooManyRows            too_many_rows           413
+    ├── BodyTooLarge           body_too_large          413
+    ├── UnsupportedMediaType   unsupported_media_type  415
+    ├── ModelNotReady          model_not_ready         503
+    └── Overloaded             overloaded              503
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Mapping
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from kernel.errors import ModelgateError
+
+logger = logging.getLogger(__name__)
+
+#: The current request's id, set by the request middleware, read by logs and error bodies.
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+STATUS_BY_CODE = {
+    "invalid_json": 400,
+    "empty_body": 400,
+    "invalid_input": 422,
+    "unknown_field": 422,
+    "invalid_request": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "rate_limited": 429,
+    "rate_limit_unavailable": 503,
+    "invalid_key_spec": 422,
+    "job_not_found": 404,
+    "job_not_finished": 409,
+    "job_limit_exceeded": 429,
+    "idempotency_conflict": 422,
+    "queue_unavailable": 503,
+    "model_not_found": 404,
+    "alias_not_found": 404,
+    "version_not_found": 404,
+    "artifact_rejected": 404,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "too_many_rows": 413,
+    "body_too_large": 413,
+    "unsupported_media_type": 415,
+    "model_not_ready": 503,
+    "overloaded": 503,
+    "registry_unavailable": 503,
+}
+
+#: Seconds a client should wait before retrying a 503.
+RETRY_AFTER_SECONDS = 1
+
+
+class GatewayError(ModelgateError):
+    code = "gateway_error"
+
+
+class InvalidJson(GatewayError):
+    code = "invalid_json"
+
+
+class EmptyBody(GatewayError):
+    code = "empty_body"
+
+
+class UnknownField(GatewayError):
+    code = "unknown_field"
+
+
+class TooManyRows(GatewayError):
+    code = "too_many_rows"
+
+
+class BodyTooLarge(GatewayError):
+    code = "body_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    code = "unsupported_media_type"
+
+
+class ModelNotReady(GatewayError):
+    code = "model_not_ready"
+
+
+class Overloaded(GatewayError):
+    code = "overloaded"
+
+
+def error_body(code: str, message: str) -> bytes:
+    return orjson.dumps(
+        {"error": {"code": code, "message": message, "request_id": request_id_var.get()}}
+    )
+
+
+def error_response(code: str, message: str, extra: Mapping[str, str] | None = None) -> Response:
+    status = STATUS_BY_CODE.get(code, 500)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+    headers.update(extra or {})
+    return Response(
+        error_body(code, message), status, headers=headers, media_type="application/json"
+    )
+
+
+def modelgate_error_response(exc: ModelgateError) -> Response:
+    """The envelope of a ModelgateError, with its status (and Retry-After on a 503)."""
+    if exc.code not in STATUS_BY_CODE:
+        logger.error("unmapped error code %s", exc.code)
+        return error_response("internal", "the request failed")
+    return error_response(exc.code, exc.message, getattr(exc, "headers", None))
+
+
+async def _modelgate_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ModelgateError)
+    return modelgate_error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return error_response("not_found", "no such route")
+    if exc.status_code == 405:
+        return error_response(
+            "method_not_allowed",
+            "method not allowed on this route",
+            exc.headers,  # Allow
+        )
+    return Response(
+        error_body("http_error", "the request was refused"),
+        exc.status_code,
+        media_type="application/json",
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    # Name where the problem is, never the value that was sent.
+    places = [".".join(str(p) for p in err.get("loc", ())) for err in exc.errors()[:3]]
+    return error_response("invalid_request", "invalid request at " + ", ".join(places))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ModelgateError, _modelgate_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    # Unexpected exceptions are answered by RequestContextMiddleware, which knows the request id.

@@ -1,0 +1,169 @@
+"""The OpenAPI document, made precise from what this gateway serves right now.
+
+FastAPI's generated schema knows the routes; only the loaded models know their signatures. So
+the request bodies of the predict routes are built from the configured models' signatures (row
+width, feature names and types, the row limit), and every operation lists the error statuses
+it can answer with the one error envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from gateway.dataplane.models import ModelManager
+from gateway.dataplane.plane import MAX_VERSION
+from gateway.settings import GatewaySettings
+from registry.signature import MAX_MAGNITUDE, Signature
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/health", "/docs", "/openapi.json"})
+
+ERROR_ENVELOPE: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "request_id"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "request_id": {"type": "string"},
+            },
+        }
+    },
+}
+
+_ERROR_TEXT = {
+    "400": "Body is not JSON, or is empty",
+    "401": "Invalid or missing API key",
+    "403": "The key lacks the scope of this route",
+    "404": "Unknown model, alias or version",
+    "413": "Too many rows, or a body over the size limit",
+    "415": "Content-Type is not JSON",
+    "422": "Rows do not fit the model's signature",
+    "429": "Rate limit exceeded (see Retry-After and RateLimit)",
+    "503": "Not ready, overloaded, or a dependency is down (see Retry-After)",
+}
+
+
+def feature_schema(kind: str) -> dict[str, Any]:
+    if kind in ("long", "integer"):
+        return {"type": "integer", "minimum": -(2**53), "maximum": 2**53}
+    if kind == "boolean":
+        return {"type": "boolean"}
+    if kind == "string":
+        return {"type": "string", "maxLength": 1000}
+    return {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
+
+
+def rows_schema(signature: Signature, max_rows: int) -> dict[str, Any]:
+    width = len(signature.features)
+    return {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": max_rows,
+        "items": {
+            "type": "array",
+            "minItems": width,
+            "maxItems": width,
+            "prefixItems": [feature_schema(f.type) for f in signature.features],
+            "items": False,
+        },
+    }
+
+
+def records_schema(signature: Signature, max_rows: int) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": max_rows,
+        "items": {
+            "type": "object",
+            "required": list(signature.names),
+            "additionalProperties": False,
+            "properties": {f.name: feature_schema(f.type) for f in signature.features},
+        },
+    }
+
+
+def predict_body(signatures: list[Signature], max_rows: int) -> dict[str, Any]:
+    """`{"instances"|"records", "version"?}` for each distinct signature served."""
+    version = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_VERSION}
+    variants: list[dict[str, Any]] = []
+    for signature in signatures:
+        for field, rows in (
+            ("instances", rows_schema(signature, max_rows)),
+            ("records", records_schema(signature, max_rows)),
+        ):
+            variants.append(
+                {
+                    "type": "object",
+                    "required": [field],
+                    "additionalProperties": False,
+                    "properties": {field: rows, "version": version},
+                }
+            )
+    return {"oneOf": variants} if len(variants) > 1 else variants[0]
+
+
+def legacy_body(signature: Signature, max_rows: int) -> dict[str, Any]:
+    # Other fields are ignored, as the hand-written app ignored them.
+    return {
+        "type": "object",
+        "required": ["features"],
+        "properties": {"features": rows_schema(signature, max_rows)},
+    }
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors_for(path: str, method: str) -> list[str]:
+    if path in PUBLIC_PATHS:
+        return ["503"] if path in ("/readyz", "/health") else []
+    codes = ["401", "403", "404", "429", "503"]
+    if method == "post":
+        codes += ["400", "413", "415", "422"]
+    return sorted(codes)
+
+
+def build_openapi(app: FastAPI, models: ModelManager | None, settings: GatewaySettings) -> dict:
+    """The document for `/openapi.json`; bodies are exact once the models are loaded."""
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_ENVELOPE
+    schema["components"]["securitySchemes"] = {
+        "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "Bearer": {"type": "http", "scheme": "bearer"},
+    }
+    served = [m for m in (models.current.values() if models else [])]
+    signatures = list({m.signature: None for m in served})
+    default = models.current.get(models.default_name) if models else None
+    names = list(models.specs) if models else []
+    refs = names + [f"{n}@{s.alias}" for n, s in models.specs.items()] if models else []
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if path not in PUBLIC_PATHS:
+                operation["security"] = [{"ApiKey": []}, {"Bearer": []}]
+            for code in _errors_for(path, method):
+                operation.setdefault("responses", {})[code] = {
+                    "description": _ERROR_TEXT[code],
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                }
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") == "model" and refs:
+                    parameter["schema"] = {"type": "string", "enum": refs}
+            if path == "/v1/models/{model}/predict" and signatures:
+                operation["requestBody"] = _json_body(
+                    predict_body(signatures, settings.max_sync_rows)
+                )
+            if path == "/predict" and default is not None:
+                operation["requestBody"] = _json_body(
+                    legacy_body(default.signature, settings.max_sync_rows)
+                )
+    return schema

@@ -1,0 +1,1 @@
+"""How a loaded model answers: the `Runtime` interface and one module per implementation."""
