@@ -11,7 +11,7 @@ VENV_BIN := $(abspath $(VENV))/bin
 # Written after a successful install; its prerequisites make the install re-run when they change.
 VENV_STAMP := $(VENV)/.modelgate-installed
 
-# Ports of `make up`. They are the Makefile's, not the services' (DESIGN.md, Settings).
+# Ports of `make up`. They are the Makefile's, not the services' (docs/design.md, Settings).
 GATEWAY_PORT ?= 8000
 MLFLOW_PORT ?= 5000
 REDIS_PORT ?= 6380

@@ -10,11 +10,15 @@ WORKDIR /src
 # Dependencies first, in their own layer, rebuilt only when the pins change: the package
 # directories are empty here, so this installs the `gateway` group and an empty modelgate.
 COPY pyproject.toml constraints.txt ./
-RUN mkdir gateway worker registry \
+RUN mkdir kernel runtime registry jobs gateway cli \
     && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt '.[gateway]'
+# What the gateway and the CLI import (docs/design.md: layers); never the worker's code.
+COPY kernel kernel
+COPY runtime runtime
 COPY registry registry
-COPY worker worker
+COPY jobs jobs
 COPY gateway gateway
+COPY cli cli
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --force-reinstall .
 
 FROM python:3.11.14-slim-bookworm

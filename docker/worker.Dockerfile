@@ -9,10 +9,13 @@ WORKDIR /src
 # Dependencies first, in their own layer, rebuilt only when the pins change: the package
 # directories are empty here, so this installs the `worker` group and an empty modelgate.
 COPY pyproject.toml constraints.txt ./
-RUN mkdir worker registry \
+RUN mkdir kernel runtime registry jobs worker \
     && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt '.[worker]'
-# The worker never imports the gateway (DESIGN.md), so the gateway's code is not in the image.
+# The worker never imports the gateway (docs/design.md), so the gateway's code is not in the image.
+COPY kernel kernel
+COPY runtime runtime
 COPY registry registry
+COPY jobs jobs
 COPY worker worker
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --force-reinstall .
 

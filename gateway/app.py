@@ -26,7 +26,7 @@ from gateway.dataplane.specs import parse_specs
 from gateway.health import Drain, watch_health
 from gateway.http.errors import install_error_handlers
 from gateway.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from gateway.http.openapi import build_openapi
+from gateway.openapi import build_openapi
 from gateway.protocols import legacy, v1
 from gateway.protocols.dispatch import PredictRoutes
 from gateway.routes import admin, health, jobs, models

@@ -70,8 +70,7 @@ class JsonStreamHandler(logging.StreamHandler[Any]):
 def log_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
     """`logger.info(message, extra=fields)`, written straight to the handlers of
     `configure_logging` when they are the only ones on the logger's way to the root: the same
-    line without building a LogRecord, whose bookkeeping (caller lookup, thread and process
-    names, handler chain) measured ~30 µs of a ~230 µs request in the gateway's access log."""
+    line without building a LogRecord, whose bookkeeping costs the hot path (README, Speed)."""
     if not logger.isEnabledFor(logging.INFO):
         return
     handlers = logging.getLogger().handlers

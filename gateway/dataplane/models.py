@@ -137,8 +137,8 @@ class ModelManager:
         if previous is not None:
             self._remember(previous)  # kept for a fast rollback and for pinned requests
         # What is loaded now (the libraries, the model) lives as long as the process: out of
-        # the garbage collector's sight, a full collection no longer walks its ~300,000 objects,
-        # which stalled every request for ~120 ms (bench: p99 136 -> 18 ms at 64 connections).
+        # the garbage collector's sight, a full collection no longer walks it and stalls every
+        # request (README, Speed).
         gc.freeze()
         logger.info(
             "serving %s@%s version %s (was %s), loaded in %.0f ms",

@@ -1,8 +1,7 @@
 """The two prediction routes, served straight from the ASGI scope.
 
-A profile of the sync path at 64 connections put FastAPI's per-request plumbing (matching
-through the included routers, its exception, telemetry and exit-stack layers) at over a quarter
-of the gateway's CPU, more than everything Modelgate does for a request. `PredictRoutes` sits
+FastAPI's per-request plumbing costs more than everything Modelgate does for a request (the
+profile is in README, Speed). `PredictRoutes` sits
 inside the request-id, body-limit and CORS middleware and hands `POST /v1/models/{model}/predict`
 and `POST /predict` to the same endpoint functions FastAPI would call, with the same error
 envelope. Every other request goes on to FastAPI, which also keeps documenting these routes.

@@ -9,8 +9,8 @@ from starlette.responses import Response
 
 from gateway.deps import ReadKey, StateDep, authorize
 from gateway.http.payload import read_json
-from gateway.http.responses import json_response
 from gateway.protocols.calls import make_call
+from gateway.responses import json_response
 from gateway.state import GatewayState
 from kernel.errors import InvalidInput
 

@@ -13,8 +13,8 @@ from gateway.dataplane.plane import MAX_VERSION
 from gateway.deps import authorize
 from gateway.http.errors import UnknownField
 from gateway.http.payload import read_json
-from gateway.http.responses import json_response
 from gateway.protocols.calls import make_call
+from gateway.responses import json_response
 from gateway.state import GatewayState
 from kernel.errors import InvalidInput, VersionNotFound
 

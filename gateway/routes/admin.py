@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from gateway.deps import AdminKey, StateDep
-from gateway.http.responses import json_response
+from gateway.responses import json_response
 
 router = APIRouter(tags=["admin"])
 

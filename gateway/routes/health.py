@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from gateway.deps import StateDep
 from gateway.health import Drain, dependency_report
-from gateway.http.responses import json_response
+from gateway.responses import json_response
 
 router = APIRouter(tags=["health"])
 

@@ -16,9 +16,9 @@ from gateway.access.auth import Forbidden
 from gateway.deps import JobReadKey, JobSubmitKey, StateDep
 from gateway.http.errors import BodyTooLarge, UnsupportedMediaType
 from gateway.http.media import upload_format
-from gateway.http.responses import json_response
 from gateway.jobdata.results import csv_lines, json_pieces, ndjson_lines
 from gateway.jobdata.uploads import iter_chunks
+from gateway.responses import json_response
 from jobs.client import JobClient
 from jobs.store import JobRecord
 

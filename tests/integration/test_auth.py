@@ -19,7 +19,7 @@ from redis import Redis
 from devstack.processes import VENV_BIN, Gateway, RedisServer, free_port, wait_until
 from gateway.access.keys import KeyStore, key_digest
 from gateway.app import create_app
-from gateway.http.openapi import PUBLIC_PATHS
+from gateway.openapi import PUBLIC_PATHS
 from gateway.settings import GatewaySettings
 from registry.model import LoadedModel
 from tests.integration.conftest import KEY_PREFIX, GatewayFactory, make_key

@@ -280,3 +280,43 @@ def test_ci_builds_and_pushes_every_image_by_commit() -> None:
     assert build["with"]["file"] == "docker/${{ matrix.service }}.Dockerfile"
     assert build["with"]["push"] is True
     assert "ghcr.io/modelgate/${{ matrix.service }}:${{ github.sha }}" in build["with"]["tags"]
+
+
+# --- the code each image copies ---------------------------------------------------------------
+
+#: What each image runs of ours: the modules its entrypoints start from.
+ENTRYPOINTS = {
+    "gateway": ["gateway.__main__", "cli.main", "cli.jobs", "cli.keys"],
+    "worker": ["worker.__main__", "worker.tasks"],
+    "mlflow": ["registry.server"],
+}
+
+
+def _first_party_closure(starts: list[str]) -> set[str]:
+    """The top-level packages of ours that `starts` import, transitively (lazy imports too)."""
+    from tests.unit.test_layers import ALL, existing, imports
+
+    known, seen, todo = set(ALL), set(), list(starts)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for target in imports(ALL[name]):
+            found = existing(target, known)
+            if found is not None:
+                todo.append(found)
+                # Importing a.b.c runs a/__init__ and a/b/__init__ first.
+                parts = found.split(".")
+                todo.extend(".".join(parts[:k]) for k in range(1, len(parts)))
+    return {name.split(".")[0] for name in seen}
+
+
+@pytest.mark.parametrize("service", sorted(ENTRYPOINTS))
+def test_each_image_copies_exactly_the_packages_its_entrypoints_import(service: str) -> None:
+    copied = {
+        step.args.split()[0]
+        for step in instructions(dockerfile(service))
+        if step.keyword == "COPY" and not step.args.startswith("--from")
+    } - {"pyproject.toml", "constraints.txt"}
+    assert copied == _first_party_closure(ENTRYPOINTS[service])
