@@ -193,17 +193,8 @@ class Gateway(Service):
         self.port = free_port()
         self.api_key = api_key
         self._http: httpx.Client | None = None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
-        env.update({"MODELGATE_HOST": "127.0.0.1", "MODELGATE_PORT": str(self.port)})
-        env.update(settings)
-        workdir.mkdir(parents=True, exist_ok=True)
-        super().__init__(
-            "gateway",
-            [sys.executable, "-m", "gateway"],
-            workdir / f"gateway-{self.port}.log",
-            env,
-            cwd=workdir,  # away from any checkout's var/stack.env
-        )
+        env = {"MODELGATE_HOST": "127.0.0.1", "MODELGATE_PORT": str(self.port), **settings}
+        _start_module(self, "gateway", workdir, self.port, env)
 
     @property
     def url(self) -> str:
@@ -237,17 +228,8 @@ class Worker(Service):
 
     def __init__(self, workdir: Path, settings: dict[str, str]) -> None:
         self.health_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
-        env.update(settings)
-        env["MODELGATE_WORKER_HEALTH_PORT"] = str(self.health_port)
-        workdir.mkdir(parents=True, exist_ok=True)
-        super().__init__(
-            "worker",
-            [sys.executable, "-m", "worker"],
-            workdir / f"worker-{self.health_port}.log",
-            env,
-            cwd=workdir,
-        )
+        env = {**settings, "MODELGATE_WORKER_HEALTH_PORT": str(self.health_port)}
+        _start_module(self, "worker", workdir, self.health_port, env)
 
     def start(self) -> None:
         super().start()
@@ -262,3 +244,21 @@ class Worker(Service):
         assert self.proc is not None
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return [int(p) for p in children.read_text().split()]
+
+
+def _start_module(
+    service: Service, module: str, workdir: Path, port: int, settings: dict[str, str]
+) -> None:
+    """Set up `service` as `python -m module` with only the given MODELGATE_* settings, run in
+    `workdir` (away from any checkout's var/stack.env), logging to `module-port.log`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
+    env.update(settings)
+    workdir.mkdir(parents=True, exist_ok=True)
+    Service.__init__(
+        service,
+        module,
+        [sys.executable, "-m", module],
+        workdir / f"{module}-{port}.log",
+        env,
+        cwd=workdir,
+    )
