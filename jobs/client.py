@@ -1,56 +1,37 @@
 """The job client: submit, read, list and cancel batch jobs. The only part the gateway imports.
 
-It writes the job's chunks and record to the durable Redis and sends one task per chunk by
-name; it never imports the tasks or a model. Every method is synchronous (the gateway calls
-them in threads).
-
-    ModelgateError
-    ├── JobNotFound       job_not_found       404  (also another owner's job)
-    ├── JobNotFinished    job_not_finished    409
-    ├── JobLimitExceeded  job_limit_exceeded  429  (per-owner caps)
-    ├── IdempotencyConflict idempotency_conflict 422
-    └── QueueUnavailable  queue_unavailable   503
+It writes the job's chunks (through the ChunkStore) and record to the durable Redis and sends
+one task per chunk by name; it never imports the tasks or a model. Every method is synchronous
+(the gateway calls them in threads). Its errors are in jobs.errors.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import orjson
 from kombu.exceptions import OperationalError
 from redis import Redis
 from redis.exceptions import RedisError
 
-from jobs.celery_app import PREDICT_CHUNK, create_celery_app, queue_key
-from jobs.store import FAILED, JobRecord, JobStore, new_job_id
-from kernel.errors import ModelgateError
+from jobs.celery_app import PREDICT_CHUNK, create_celery_app
+from jobs.chunks import ResultChunk, Rows
+from jobs.errors import (
+    JobLimitExceeded,
+    JobNotFinished,
+    JobNotFound,
+    JobResultsDeleted,
+    QueueUnavailable,
+    unavailable_on_redis_error,
+)
+from jobs.idempotency import Idempotency, IdempotencyClaim
+from jobs.record import FAILED, SUCCEEDED, JobRecord, new_job_id
+from jobs.store import JobStore
 from kernel.settings import SharedSettings
 
 logger = logging.getLogger(__name__)
-
-
-class JobNotFound(ModelgateError):
-    code = "job_not_found"
-
-
-class JobNotFinished(ModelgateError):
-    code = "job_not_finished"
-
-
-class JobLimitExceeded(ModelgateError):
-    code = "job_limit_exceeded"
-
-
-class IdempotencyConflict(ModelgateError):
-    code = "idempotency_conflict"
-
-
-class QueueUnavailable(ModelgateError):
-    code = "queue_unavailable"
 
 
 class JobClient:
@@ -65,6 +46,9 @@ class JobClient:
         self.store = JobStore(
             self.redis, settings.key_prefix, settings.job_ttl_seconds, settings.chunk_size
         )
+        self.idempotency = Idempotency(
+            self.redis, self.store, settings.key_prefix, settings.job_ttl_seconds
+        )
         self.celery = create_celery_app(settings)
 
     def close(self) -> None:
@@ -73,7 +57,7 @@ class JobClient:
     # -- submit ----------------------------------------------------------------------------
 
     def check_owner_caps(self, owner: str, more_rows: int = 0) -> None:
-        with _unavailable_on_redis_error():
+        with unavailable_on_redis_error():
             active, stored = self.store.owner_usage(owner)
         if active >= self.settings.max_running_jobs_per_owner:
             raise JobLimitExceeded(
@@ -86,6 +70,12 @@ class JobClient:
                 f"would pass the limit of {self.settings.max_stored_rows_per_owner}"
             )
 
+    def claim(self, owner: str, key: str, body_sha256: str) -> JobRecord | IdempotencyClaim | None:
+        """For an Idempotency-Key: the job it made, the claim to make it (pass it to `submit`),
+        or None while another request makes it (look again shortly)."""
+        with unavailable_on_redis_error():
+            return self.idempotency.claim(owner, key, body_sha256)
+
     def submit(
         self,
         *,
@@ -94,20 +84,43 @@ class JobClient:
         version: int,
         id_columns: list[str],
         classes: list[Any] | None,
-        chunks: Iterable[tuple[list[list[Any]], list[list[Any]] | None]],
+        chunks: Iterable[tuple[Rows, Rows | None]],
+        idempotency: IdempotencyClaim | None = None,
     ) -> JobRecord:
         """Store every chunk, then the record, then enqueue one task per chunk.
 
         `chunks` validates while it is read; if it raises, what was stored is deleted and
-        nothing is queued.
+        nothing is queued. With a claim, the job is remembered under its key once queued, and
+        the claim is released without a job if anything fails.
         """
+        try:
+            record = self._submit(owner, model, version, id_columns, classes, chunks)
+            if idempotency is not None:
+                with unavailable_on_redis_error():
+                    self.idempotency.remember(idempotency, record.id)
+        except BaseException:
+            if idempotency is not None:
+                with contextlib.suppress(RedisError):  # else it expires (CLAIM_SECONDS)
+                    self.idempotency.release(idempotency)
+            raise
+        return record
+
+    def _submit(
+        self,
+        owner: str,
+        model: str,
+        version: int,
+        id_columns: list[str],
+        classes: list[Any] | None,
+        chunks: Iterable[tuple[Rows, Rows | None]],
+    ) -> JobRecord:
         self.check_owner_caps(owner)
         job_id = new_job_id()
         count = rows = 0
         try:
-            with _unavailable_on_redis_error():
+            with unavailable_on_redis_error():
                 for chunk_rows, ids in chunks:
-                    self.store.put_chunk(job_id, count, chunk_rows, ids)
+                    self.store.chunks.write_input(job_id, count, chunk_rows, ids)
                     count += 1
                     rows += len(chunk_rows)
             self.check_owner_caps(owner, rows)
@@ -117,7 +130,7 @@ class JobClient:
         record = JobRecord(
             job_id, owner, model, version, rows, count, id_columns=id_columns, classes=classes
         )
-        with _unavailable_on_redis_error():
+        with unavailable_on_redis_error():
             self.store.create(record)
         self.enqueue(record)
         logger.info(
@@ -146,79 +159,42 @@ class JobClient:
 
     def _discard_quietly(self, job_id: str, chunks: int) -> None:
         try:
-            self.store.discard_data(job_id, chunks)
+            self.store.chunks.delete(job_id, chunks)
         except RedisError:
             logger.warning("could not delete the chunks of refused job %s", job_id)
-
-    # -- idempotency -----------------------------------------------------------------------
-
-    def _idempotency_key(self, owner: str, key: str) -> str:
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        return f"{self.settings.key_prefix}idem:{owner}:{digest}"
-
-    def remembered(self, owner: str, key: str, body_sha256: str) -> JobRecord | None:
-        """The job an earlier submission with this key made, if the body is the same."""
-        with _unavailable_on_redis_error():
-            raw = self.redis.get(self._idempotency_key(owner, key))
-        if raw is None:
-            return None
-        saved = orjson.loads(raw)
-        if saved["body"] != body_sha256:
-            raise IdempotencyConflict("this Idempotency-Key was used with a different body")
-        record = self.store.get(saved["job_id"])
-        return record
-
-    def remember(self, owner: str, key: str, body_sha256: str, job_id: str) -> None:
-        value = orjson.dumps({"job_id": job_id, "body": body_sha256})
-        with _unavailable_on_redis_error():
-            self.redis.set(
-                self._idempotency_key(owner, key), value, ex=self.settings.job_ttl_seconds
-            )
 
     # -- read ------------------------------------------------------------------------------
 
     def get(self, job_id: str, owner: str | None) -> JobRecord:
         """The job, if `owner` owns it (None: an admin, who may see every job)."""
-        with _unavailable_on_redis_error():
+        with unavailable_on_redis_error():
             record = self.store.get(job_id) if _plausible_id(job_id) else None
         if record is None or (owner is not None and record.owner != owner):
             raise JobNotFound("no such job")
         return record
 
     def status(self, record: JobRecord) -> dict[str, Any]:
-        with _unavailable_on_redis_error():
+        with unavailable_on_redis_error():
             return record.public(self.store.rows_done(record))
 
     def list_jobs(self, owner: str | None, limit: int = 100) -> list[dict[str, Any]]:
-        with _unavailable_on_redis_error():
+        with unavailable_on_redis_error():
             records = [self.store.get(i) for i in self.store.list_ids(owner, limit)]
             return [self.status(r) for r in records if r is not None]
 
-    def results(self, record: JobRecord) -> Iterator[tuple[list[Any] | None, dict[str, Any]]]:
-        if record.status != "succeeded":
+    def results(self, record: JobRecord) -> Iterator[ResultChunk]:
+        if record.status != SUCCEEDED:
             raise JobNotFinished(f"the job is {record.status}; results come once it succeeded")
-        return self.store.iter_results(record)
+        if record.deleted is not None:
+            raise JobResultsDeleted("the job succeeded, and its results were deleted since")
+        return self.store.chunks.iter_results(record.id, record.chunks)
 
     def cancel(self, record: JobRecord) -> JobRecord:
-        with _unavailable_on_redis_error():
+        """Cancel the job if it is still active, and delete its inputs and results either way;
+        a finished job keeps its status."""
+        with unavailable_on_redis_error():
             return self.store.cancel(record)
-
-    def queue_length(self) -> int:
-        return int(self.redis.llen(queue_key(self.settings)))
 
 
 def _plausible_id(job_id: str) -> bool:
     return len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)
-
-
-class _unavailable_on_redis_error:
-    """Turn a Redis outage into QueueUnavailable (503), never a 500."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
-        if exc is not None and isinstance(exc, RedisError | OSError):
-            raise QueueUnavailable("the job store is unavailable; retry shortly") from exc

@@ -1,164 +1,112 @@
-"""Batch jobs in the durable Redis: the record, its states, chunk storage and results.
+"""Job records, progress and owner indices in the durable Redis (key layout: jobs.keys).
 
-Keys (all under the key prefix P, all expiring with the job):
-
-    P job:{id}              hash: the JobRecord
-    P job:{id}:in:{n}       chunk n's rows (orjson; never pickle)
-    P job:{id}:ids:{n}      chunk n's pass-through ids
-    P job:{id}:out:{n}      chunk n's predictions and probabilities, written once (SET NX)
-    P job:{id}:done         set of finished chunk numbers (SADD: a redelivery changes nothing)
-    P job:{id}:deliveries   hash chunk -> deliveries, to fail a chunk that keeps crashing
-    P jobs                  sorted set of every job id by creation time (admin listing)
-    P owner:{owner}:jobs    sorted set of the owner's job ids (listing and per-owner caps)
+The chunk data itself (inputs, ids, results) is the ChunkStore's (jobs.chunks); JobStore only
+decides, atomically against the record's status, whether a finished chunk still counts.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from redis import Redis
+from redis.typing import EncodableT
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
-ACTIVE = frozenset({QUEUED, RUNNING})
-FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED})
+from jobs.chunks import ChunkResult, ChunkStore, RedisChunkStore, Rows
+from jobs.keys import all_jobs_key, job_key, owner_key
+from jobs.record import ACTIVE, CANCELLED, QUEUED, SUCCEEDED, TRANSITIONS, JobRecord, encoded
 
+_EVERY_STATUS = frozenset(TRANSITIONS) | {QUEUED}
 
-@dataclass(frozen=True)
-class JobRecord:
-    """One batch job: who owns it, which pinned model version, how far it got."""
+#: Set fields of a record only if its status is one of the given ones, checked and set in one
+#: step (a plain HSET would also bring an expired record back as a fragment without a TTL).
+#: KEYS: the record. ARGV: n, n statuses as stored, then field, value pairs. 1 if set, else 0.
+_CHANGE_IF_STATUS = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+local n = tonumber(ARGV[1])
+for i = 2, n + 1 do
+  if status == ARGV[i] then
+    redis.call('HSET', KEYS[1], unpack(ARGV, n + 2))
+    return 1
+  end
+end
+return 0
+"""
 
-    id: str
-    owner: str
-    model: str
-    version: int
-    rows: int
-    chunks: int
-    status: str = QUEUED
-    id_columns: list[str] = field(default_factory=list)
-    classes: list[Any] | None = None
-    created: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-
-    def to_hash(self) -> dict[str, bytes]:
-        return {k: orjson.dumps(v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_hash(cls, raw: dict[bytes, bytes]) -> JobRecord:
-        data = {k.decode(): orjson.loads(v) for k, v in raw.items()}
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def public(self, rows_done: int) -> dict[str, Any]:
-        """What `GET /v1/jobs/{id}` answers."""
-        body: dict[str, Any] = {
-            "job_id": self.id,
-            "status": self.status,
-            "model": self.model,
-            "version": self.version,
-            "rows": self.rows,
-            "rows_done": rows_done,
-            "progress": round(rows_done / self.rows, 4) if self.rows else 1.0,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
-            "id_columns": self.id_columns,
-        }
-        if self.error_code:
-            body["error"] = {"code": self.error_code, "message": self.error_message}
-        return body
-
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex
+#: Count chunk n as done only while the job is active, so that progress never moves after a
+#: cancel. A chunk already done still counts (a redelivery) unless the job's data was deleted.
+#: KEYS: the record, the done set. ARGV: n, the set's TTL, the encoded null, the active states.
+#: The number of chunks done, or -1 if chunk n does not count.
+_COMMIT_CHUNK = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+local deleted = redis.call('HGET', KEYS[1], 'deleted')
+if deleted and deleted ~= ARGV[3] then return -1 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then
+  local active = false
+  for i = 4, #ARGV do
+    if status == ARGV[i] then active = true end
+  end
+  if not active then return -1 end
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return redis.call('SCARD', KEYS[2])
+"""
 
 
 class JobStore:
-    """All reads and writes of job data; synchronous (the worker, and the gateway's threads)."""
+    """All reads and writes of job records and progress; synchronous (the worker, and the
+    gateway's threads). `chunks` holds the chunk data (RedisChunkStore on `redis` by default)."""
 
-    def __init__(self, redis: Redis, prefix: str, ttl_seconds: int, chunk_size: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        ttl_seconds: int,
+        chunk_size: int,
+        chunks: ChunkStore | None = None,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl = ttl_seconds
         self.chunk_size = chunk_size
-
-    # -- keys ------------------------------------------------------------------------------
+        self.chunks: ChunkStore = chunks or RedisChunkStore(redis, prefix, ttl_seconds)
+        self._change_if_status = redis.register_script(_CHANGE_IF_STATUS)
+        self._commit_chunk = redis.register_script(_COMMIT_CHUNK)
+        self._active = [encoded(status) for status in sorted(ACTIVE)]
 
     def key(self, job_id: str, part: str = "") -> str:
-        return f"{self.prefix}job:{job_id}{':' + part if part else ''}"
+        """The job's record key, or with `part` one of its progress keys (`done`, ...)."""
+        return job_key(self.prefix, job_id, part)
 
-    def owner_key(self, owner: str) -> str:
-        return f"{self.prefix}owner:{owner}:jobs"
-
-    @property
-    def all_key(self) -> str:
-        return f"{self.prefix}jobs"
-
-    # -- writing a new job -----------------------------------------------------------------
-
-    def put_chunk(
-        self, job_id: str, n: int, rows: list[list[Any]], ids: list[list[Any]] | None
-    ) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.key(job_id, f"in:{n}"), orjson.dumps(rows), ex=self.ttl)
-        if ids is not None:
-            pipe.set(self.key(job_id, f"ids:{n}"), orjson.dumps(ids), ex=self.ttl)
-        pipe.execute()
+    # -- records ---------------------------------------------------------------------------
 
     def create(self, record: JobRecord) -> None:
+        """Store a new record (expiring with the job) and index it by owner and creation."""
         pipe = self.redis.pipeline()
         pipe.hset(self.key(record.id), mapping=record.to_hash())  # type: ignore[arg-type]
         pipe.expire(self.key(record.id), self.ttl)
-        pipe.zadd(self.all_key, {record.id: record.created})
-        pipe.zadd(self.owner_key(record.owner), {record.id: record.created})
+        pipe.zadd(all_jobs_key(self.prefix), {record.id: record.created})
+        pipe.zadd(owner_key(self.prefix, record.owner), {record.id: record.created})
         pipe.execute()
 
-    def discard_data(self, job_id: str, chunks: int) -> None:
-        """Delete a job's inputs, ids and results (cancel, or a refused upload)."""
-        keys = [
-            self.key(job_id, f"{part}:{n}") for n in range(chunks) for part in ("in", "ids", "out")
-        ]
-        for start in range(0, len(keys), 1000):
-            self.redis.delete(*keys[start : start + 1000])
-
-    # -- reading ---------------------------------------------------------------------------
-
     def get(self, job_id: str) -> JobRecord | None:
+        """The record, or None if there is none (never was, or expired)."""
         raw = self.redis.hgetall(self.key(job_id))
         return JobRecord.from_hash(raw) if raw else None  # type: ignore[arg-type]
 
-    def chunks_done(self, job_id: str) -> int:
-        return int(self.redis.scard(self.key(job_id, "done")))
-
-    def rows_done(self, record: JobRecord) -> int:
-        if record.status == SUCCEEDED:
-            return record.rows
-        done = self.chunks_done(record.id)
-        last = record.rows - (record.chunks - 1) * self.chunk_size
-        # Every chunk holds chunk_size rows but the last; count it exactly when it is done.
-        last_done = bool(self.redis.sismember(self.key(record.id, "done"), str(record.chunks - 1)))
-        return (done - last_done) * self.chunk_size + (last if last_done else 0)
-
     def list_ids(self, owner: str | None, limit: int = 100) -> list[str]:
-        key = self.owner_key(owner) if owner is not None else self.all_key
+        """The newest `limit` job ids of `owner` (None: of every owner)."""
+        key = owner_key(self.prefix, owner) if owner is not None else all_jobs_key(self.prefix)
         return [i.decode() for i in self.redis.zrevrange(key, 0, limit - 1)]  # type: ignore[union-attr]
 
     def owner_usage(self, owner: str) -> tuple[int, int]:
         """(jobs queued or running, rows stored) over the owner's unexpired jobs."""
-        ids = [i.decode() for i in self.redis.zrange(self.owner_key(owner), 0, -1)]  # type: ignore[union-attr]
+        index = owner_key(self.prefix, owner)
+        ids = [i.decode() for i in self.redis.zrange(index, 0, -1)]  # type: ignore[union-attr]
         active = stored = 0
         expired = []
         for job_id in ids:
@@ -168,34 +116,58 @@ class JobStore:
                 continue
             if record.status in ACTIVE:
                 active += 1
-            if record.status != CANCELLED:
+            if record.holds_data:
                 stored += record.rows
         if expired:
-            self.redis.zrem(self.owner_key(owner), *expired)
-            self.redis.zrem(self.all_key, *expired)
+            self.redis.zrem(index, *expired)
+            self.redis.zrem(all_jobs_key(self.prefix), *expired)
         return active, stored
-
-    def chunk_input(self, job_id: str, n: int) -> list[list[Any]] | None:
-        raw = self.redis.get(self.key(job_id, f"in:{n}"))
-        return None if raw is None else orjson.loads(raw)
-
-    def iter_results(self, record: JobRecord) -> Iterator[tuple[list[Any] | None, dict[str, Any]]]:
-        """(ids, {"predictions", "probabilities"}) per chunk, in input order."""
-        for n in range(record.chunks):
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.get(self.key(record.id, f"out:{n}"))
-            pipe.get(self.key(record.id, f"ids:{n}"))
-            out, ids = pipe.execute()
-            if out is None:
-                raise LookupError(f"chunk {n} of job {record.id} has no result")
-            yield (orjson.loads(ids) if ids else None), orjson.loads(out)
 
     # -- state changes ---------------------------------------------------------------------
 
-    def update(self, job_id: str, **changes: Any) -> None:
-        self.redis.hset(self.key(job_id), mapping={k: orjson.dumps(v) for k, v in changes.items()})
+    def update(self, job_id: str, *, status: str, **fields: Any) -> bool:
+        """Move the job to `status` (setting `fields` too) if TRANSITIONS allows it from the
+        status it has now, checked and set atomically; False if not (or if it expired)."""
+        return self._change(job_id, TRANSITIONS[status], {"status": status, **fields})
+
+    def _change(self, job_id: str, allowed: Iterable[str], fields: dict[str, Any]) -> bool:
+        states = [encoded(s) for s in sorted(allowed)]
+        pairs = [part for name, value in fields.items() for part in (name, encoded(value))]
+        args: list[EncodableT] = [len(states), *states, *pairs]
+        return int(self._change_if_status(keys=[self.key(job_id)], args=args)) == 1
+
+    def cancel(self, record: JobRecord) -> JobRecord:
+        """Cancel an active job and delete its inputs and results; the record stays.
+
+        A job that finished first keeps its status (succeeded or failed) and loses its data all
+        the same, so that it frees the owner's stored rows; its results are gone.
+        """
+        now = time.time()
+        cancelled = self.update(record.id, status=CANCELLED, finished=now, deleted=now)
+        if not cancelled and record.deleted is None:
+            self._change(record.id, _EVERY_STATUS, {"deleted": now})
+        # After the status: from then on no chunk result is written or counted (finish_chunk).
+        self.chunks.delete(record.id, record.chunks)
+        return self.get(record.id) or record
+
+    # -- progress --------------------------------------------------------------------------
+
+    def chunks_done(self, job_id: str) -> int:
+        """How many chunks were counted done (frozen once the job stops)."""
+        return int(self.redis.scard(self.key(job_id, "done")))
+
+    def rows_done(self, record: JobRecord) -> int:
+        """Rows of the chunks done: the job's progress as `GET /v1/jobs/{id}` shows it."""
+        if record.status == SUCCEEDED:
+            return record.rows
+        done = self.chunks_done(record.id)
+        last = record.rows - (record.chunks - 1) * self.chunk_size
+        # Every chunk holds chunk_size rows but the last; count it exactly when it is done.
+        last_done = bool(self.redis.sismember(self.key(record.id, "done"), str(record.chunks - 1)))
+        return (done - last_done) * self.chunk_size + (last if last_done else 0)
 
     def count_delivery(self, job_id: str, delivery: str) -> int:
+        """Count one more delivery of `delivery` (chunk:attempt); how many there were."""
         key = self.key(job_id, "deliveries")
         pipe = self.redis.pipeline()
         pipe.hincrby(key, delivery, 1)
@@ -203,22 +175,25 @@ class JobStore:
         return int(pipe.execute()[0])
 
     def is_done(self, job_id: str, n: int) -> bool:
+        """Whether chunk n was counted done (a redelivery then has nothing to do)."""
         return bool(self.redis.sismember(self.key(job_id, "done"), str(n)))
 
-    def finish_chunk(self, job_id: str, n: int, result: dict[str, Any]) -> int:
-        """Store chunk n's result once and mark it done; returns how many chunks are done."""
-        pipe = self.redis.pipeline()
-        pipe.set(self.key(job_id, f"out:{n}"), orjson.dumps(result), ex=self.ttl, nx=True)
-        pipe.sadd(self.key(job_id, "done"), n)
-        pipe.expire(self.key(job_id, "done"), self.ttl)
-        pipe.scard(self.key(job_id, "done"))
-        return int(pipe.execute()[-1])
+    def chunk_input(self, job_id: str, n: int) -> Rows | None:
+        """Chunk n's rows for the worker; None once they are gone (cancelled, expired)."""
+        return self.chunks.read_input(job_id, n)
 
-    def cancel(self, record: JobRecord) -> JobRecord:
-        """Stop what is not done and delete inputs and results; the record stays, cancelled."""
-        cancelled = record
-        if record.status != CANCELLED:
-            cancelled = replace(record, status=CANCELLED, finished=record.finished or time.time())
-            self.update(record.id, status=CANCELLED, finished=cancelled.finished)
-        self.discard_data(record.id, record.chunks)
-        return cancelled
+    def finish_chunk(self, job_id: str, n: int, result: ChunkResult) -> int | None:
+        """Store chunk n's result once and count it done; how many chunks are done, or None if
+        the job stopped (cancelled, failed, deleted, expired) and the chunk no longer counts."""
+        stored = self.chunks.write_result(job_id, n, result)
+        keys = [self.key(job_id), self.key(job_id, "done")]
+        args: list[EncodableT] = [n, self.ttl, encoded(None), *self._active]
+        done = int(self._commit_chunk(keys=keys, args=args))
+        if done < 0:
+            if stored:
+                # The job stopped after this result was written: take it back. A store that
+                # cannot refuse the write itself may have written it after the cancel deleted
+                # the chunks, and only this removes it.
+                self.chunks.delete_result(job_id, n)
+            return None
+        return done

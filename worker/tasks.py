@@ -13,7 +13,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.celery_app import PREDICT_CHUNK
-from jobs.store import ACTIVE, FAILED, RUNNING, SUCCEEDED, JobStore
+from jobs.record import ACTIVE, FAILED, QUEUED, RUNNING, SUCCEEDED
+from jobs.store import JobStore
 from kernel.errors import ModelgateError, RegistryUnavailable
 from kernel.loading import LoadOptions
 from registry.client import Registry
@@ -93,7 +94,9 @@ class ChunkRunner:
         if self.store.is_done(job_id, n):
             DUPLICATE_CHUNKS.inc()
             return "duplicate"  # a redelivery of a chunk already stored
-        if record.status != RUNNING:
+        if record.status == QUEUED:
+            # Only if it is still queued, checked atomically: this record may be stale, read
+            # before a cancel.
             self.store.update(job_id, status=RUNNING, started=time.time())
         rows = self.store.chunk_input(job_id, n)
         if rows is None:
@@ -119,22 +122,28 @@ class ChunkRunner:
             "probabilities": prediction.probabilities,
         }
         done = self.store.finish_chunk(job_id, n, result)
+        if done is None:
+            return "skipped"  # cancelled (or failed) while it ran: the result is not kept
         TASK_SECONDS.observe(time.perf_counter() - started)
         CHUNKS.inc()
         ROWS.inc(len(rows))
-        if done >= record.chunks:
-            latest = self.store.get(job_id)
-            if latest is not None and latest.status in ACTIVE:
-                self.store.update(job_id, status=SUCCEEDED, finished=time.time())
-                logger.info("job finished", extra={"job_id": job_id, "rows": record.rows})
+        if done >= record.chunks and self.store.update(
+            job_id, status=SUCCEEDED, finished=time.time()
+        ):
+            logger.info("job finished", extra={"job_id": job_id, "rows": record.rows})
         return "done"
 
     def fail(self, job_id: str, code: str, message: str) -> None:
-        logger.error("job failed: %s", message, extra={"job_id": job_id, "error_code": code})
+        """Fail the job for chunk failure `code`, unless it is no longer active (a cancelled or
+        finished job keeps its status)."""
         CHUNK_FAILURES.labels(code).inc()
-        self.store.update(
+        extra = {"job_id": job_id, "error_code": code}
+        if self.store.update(
             job_id, status=FAILED, finished=time.time(), error_code=code, error_message=message
-        )
+        ):
+            logger.error("job failed: %s", message, extra=extra)
+        else:
+            logger.warning("chunk failed after its job stopped: %s", message, extra=extra)
 
 
 def register_tasks(app: Celery, runner_factory: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from jobs.store import JobRecord
+from jobs.record import JobRecord
 
 Chunks = Iterable[tuple[list[Any] | None, dict[str, Any]]]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, Any
 
@@ -20,12 +21,18 @@ from gateway.jobdata.results import csv_lines, json_pieces, ndjson_lines
 from gateway.jobdata.uploads import iter_chunks
 from gateway.responses import json_response
 from jobs.client import JobClient
-from jobs.store import JobRecord
+from jobs.errors import IdempotencyInProgress
+from jobs.idempotency import IdempotencyClaim
+from jobs.record import JobRecord
 
 router = APIRouter(tags=["jobs"])
 
 #: Uploads stay in memory up to this size, then spill to a temporary file.
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+#: How long a submission waits for an earlier one with the same Idempotency-Key to be stored,
+#: and how often it looks meanwhile.
+IDEMPOTENCY_WAIT_SECONDS = 30.0
+IDEMPOTENCY_POLL_SECONDS = 0.1
 
 
 def is_job_upload(scope: Scope) -> bool:
@@ -49,6 +56,23 @@ async def spool(request: Request, max_bytes: int) -> tuple[IO[bytes], str]:
         body.write(block)
     body.seek(0)
     return body, digest.hexdigest()
+
+
+async def claim_or_wait(
+    client: JobClient, owner: str, key: str, body_sha256: str
+) -> JobRecord | IdempotencyClaim:
+    """The job this Idempotency-Key made, or the claim to make it; while another request
+    holds the claim, wait (on the event loop, no thread held) until it lets go."""
+    deadline = time.monotonic() + IDEMPOTENCY_WAIT_SECONDS
+    while True:
+        outcome = await asyncio.to_thread(client.claim, owner, key, body_sha256)
+        if outcome is not None:
+            return outcome
+        if time.monotonic() >= deadline:
+            raise IdempotencyInProgress(
+                "a submission with this Idempotency-Key is still being stored; retry shortly"
+            )
+        await asyncio.sleep(IDEMPOTENCY_POLL_SECONDS)
 
 
 def _accepted(record: JobRecord, status: dict[str, Any], existing: bool = False) -> Response:
@@ -100,14 +124,14 @@ async def submit_job(
     client: JobClient = state.jobs
     idempotency_key = request.headers.get("idempotency-key")
     columns = [c.strip() for c in id_columns.split(",") if c.strip()]
+    claim: IdempotencyClaim | None = None
     try:
         if idempotency_key:
-            earlier = await asyncio.to_thread(
-                client.remembered, key.owner, idempotency_key, body_sha256
-            )
-            if earlier is not None:
+            earlier = await claim_or_wait(client, key.owner, idempotency_key, body_sha256)
+            if isinstance(earlier, JobRecord):
                 status = await asyncio.to_thread(client.status, earlier)
                 return _accepted(earlier, status, existing=True)
+            claim = earlier
 
         def chunks() -> Iterator[tuple[list[list[Any]], list[list[Any]] | None]]:
             for chunk in iter_chunks(
@@ -123,11 +147,11 @@ async def submit_job(
             id_columns=columns,
             classes=loaded.classes,
             chunks=chunks(),
+            # Remembered or released by submit itself, even if this request is cancelled.
+            idempotency=claim,
         )
     finally:
         body.close()
-    if idempotency_key:
-        await asyncio.to_thread(client.remember, key.owner, idempotency_key, body_sha256, record.id)
     return _accepted(record, await asyncio.to_thread(client.status, record))
 
 
@@ -145,7 +169,8 @@ async def list_jobs(
 @router.api_route("/v1/jobs/{job_id}", methods=["GET", "DELETE"])
 async def job(job_id: str, request: Request, state: StateDep, key: JobReadKey) -> Response:
     """GET: status, rows done, progress, times, model, version, and the error if it failed.
-    DELETE: cancel what is not done and delete inputs and results; the record stays."""
+    DELETE: cancel the job if it is queued or running, and delete its inputs and results; the
+    record stays, and a finished job keeps its status (succeeded or failed)."""
     record = await asyncio.to_thread(state.jobs.get, job_id, key.owner)
     if request.method == "DELETE":
         record = await asyncio.to_thread(state.jobs.cancel, record)
@@ -156,7 +181,8 @@ async def job(job_id: str, request: Request, state: StateDep, key: JobReadKey) -
 async def job_results(job_id: str, request: Request, state: StateDep, key: JobReadKey) -> Response:
     """Results in input order as JSON, NDJSON or CSV (by Accept), streamed chunk by chunk."""
     record = await asyncio.to_thread(state.jobs.get, job_id, key.owner)
-    chunks = await asyncio.to_thread(state.jobs.results, record)  # 409 unless it succeeded
+    # 409 unless it succeeded; 410 once its results were deleted.
+    chunks = await asyncio.to_thread(state.jobs.results, record)
     accept = request.headers.get("accept", "")
     if "text/csv" in accept:
         render, media = csv_lines, "text/csv"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from jobs.store import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobRecord
+from jobs.record import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobRecord
 from kernel.errors import RegistryUnavailable
 from registry.model import Prediction
 from worker.tasks import ChunkRunner
