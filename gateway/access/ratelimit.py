@@ -8,7 +8,9 @@ request, which costs Redis time in proportion to the limit.) `limits` still pars
 
 Headers follow draft-ietf-httpapi-ratelimit-headers-10: `RateLimit-Policy: "predict";q=600;w=60`
 and `RateLimit: "predict";r=599;t=60`. When Redis fails, `fail_open` decides: admit (logged and
-counted) or refuse with 503; never a 500.
+counted) or refuse with 503; never a 500. Only storage failures are taken for that (see
+STORAGE_ERRORS): any other exception is a bug, which the request middleware logs with its
+traceback and answers with a 500.
 """
 
 from __future__ import annotations
@@ -23,13 +25,22 @@ from typing import Any
 
 from limits import RateLimitItem
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from gateway.access.keys import ApiKey, parse_one_limit
 from gateway.http.errors import GatewayError
 from gateway.metrics import RATE_LIMIT_STORAGE_ERRORS, RATE_LIMITED
 
 logger = logging.getLogger(__name__)
+
+
+#: What the Redis calls of a check can raise when the storage, not the code, fails: redis-py's
+#: own errors (connection, timeout, and error replies such as OOM or READONLY), and the errors of
+#: the socket under it, which redis-py does not always wrap: OSError, which covers the builtin
+#: ConnectionError and TimeoutError (asyncio.TimeoutError is TimeoutError since Python 3.11).
+#: Anything else (a TypeError reading the reply, say) is a bug: taken for an outage, it would be
+#: counted as one and answered by `fail_open` (all admitted, or all refused) with no traceback.
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
 
 
 class RateLimited(GatewayError):
@@ -103,8 +114,7 @@ class SlidingWindow:
         self._waiting.append(
             ([base + ":previous", base + ":current"], [item.amount, window * 1000, 1], future)
         )
-        admitted, remaining, reset_ms = await future
-        return bool(admitted), int(remaining), int(reset_ms) / 1000
+        return _interpret(await future)
 
     def _flush(self) -> None:
         batch, self._waiting = self._waiting, []
@@ -123,7 +133,9 @@ class SlidingWindow:
                 again = await self._evalsha_all([batch[i] for i in forgotten])
                 for i, result in zip(forgotten, again, strict=True):
                     results[i] = result
-        except Exception as exc:  # the caller decides: fail open or closed
+        except Exception as exc:
+            # Handed to every waiting check rather than judged here: each future must be
+            # resolved, and RateLimiter.check decides what is a storage failure.
             results = [exc] * len(batch)
         for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():
@@ -144,6 +156,12 @@ class SlidingWindow:
     async def close(self) -> None:
         for task in list(self._flushing):
             task.cancel()
+
+
+def _interpret(reply: Any) -> tuple[bool, int, float]:
+    """The script's {admitted, remaining, ms until the window moves} as Python values."""
+    admitted, remaining, reset_ms = reply
+    return bool(admitted), int(remaining), int(reset_ms) / 1000
 
 
 @dataclass(frozen=True)
@@ -182,7 +200,7 @@ class RateLimiter:
             return self._storage_down(kind)
         try:
             allowed, remaining, reset = await self.window.acquire(item, kind, key.id)
-        except Exception as exc:  # no storage failure may become a 500
+        except STORAGE_ERRORS as exc:  # no storage failure may become a 500; a bug may
             logger.warning("rate-limit storage failed: %s", type(exc).__name__)
             self._broken_until = time.monotonic() + self.breaker_seconds
             return self._storage_down(kind)

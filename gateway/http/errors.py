@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 #: The current request's id, set by the request middleware, read by logs and error bodies.
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
+#: Every code a client may see, by status. The codes of base classes that only name a category
+#: ("internal", "gateway_error", "registry_error") are left out on purpose: no one status fits
+#: their subclasses, so one raised bare is answered as a logged 500 "internal" (see
+#: tests/unit/gateway/test_error_codes.py, which also finds any code missing here).
 STATUS_BY_CODE = {
     "invalid_json": 400,
     "empty_body": 400,
@@ -45,13 +49,16 @@ STATUS_BY_CODE = {
     "invalid_key_spec": 422,
     "job_not_found": 404,
     "job_not_finished": 409,
+    "job_results_deleted": 410,  # they existed, and are gone for good
     "job_limit_exceeded": 429,
     "idempotency_conflict": 422,
+    "idempotency_in_progress": 409,  # the first submission with this key still runs
     "queue_unavailable": 503,
     "model_not_found": 404,
     "alias_not_found": 404,
     "version_not_found": 404,
     "artifact_rejected": 404,
+    "alias_history_empty": 409,  # a rollback with no earlier version to go back to
     "not_found": 404,
     "method_not_allowed": 405,
     "too_many_rows": 413,

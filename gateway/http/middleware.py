@@ -3,6 +3,7 @@ while streaming."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -18,6 +19,17 @@ from gateway.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from kernel.logs import log_fields
 
 logger = logging.getLogger("gateway.access")
+
+#: After refusing a body by its Content-Length, how much of it is still read and discarded
+#: (nginx's lingering close), so that the connection is not reset under a client still sending.
+#: Bounded in bytes and in time, unlike nginx's (30 s, any size), because a refusal must stay
+#: cheap: a client may announce gigabytes, or a body it never sends, and each refused request
+#: may cost no more than reading 1 MiB and holding a connection for 2 s. With what the socket
+#: buffers hold besides, that covers a body a few MiB over the limit (3 MiB over 64 KiB, tested
+#: in tests/integration/test_body_limit.py), the usual mistake; a client sending far more still
+#: sees the reset, the price of the bound. 2 s is the time 1 MiB takes at 4 Mbit/s.
+LINGER_BYTES = 1024 * 1024
+LINGER_SECONDS = 2.0
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -135,7 +147,14 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over `max_bytes`: at once from Content-Length, else while they stream in."""
+    """Refuse bodies over `max_bytes`: at once from Content-Length, else while they stream in.
+
+    A body refused by its Content-Length is answered before it is read, then read and discarded
+    (at most LINGER_BYTES, for at most LINGER_SECONDS) before the connection closes: closing a
+    socket with unread bytes makes the kernel send a reset, and a client that sends its whole
+    body before reading (Python's http.client, many others) would see that reset instead of the
+    413. Clients that read while they send see the 413 at once all the same.
+    """
 
     def __init__(
         self, app: ASGIApp, max_bytes: int, exempt: Callable[[Scope], bool] | None = None
@@ -150,9 +169,19 @@ class BodyLimitMiddleware:
             return
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            # The response is left open (more_body) while the body is discarded: an ASGI server
+            # answers `receive` with a disconnect once the response is complete, and uvicorn
+            # closes a `Connection: close` connection as soon as it is. The client has the whole
+            # 413 already, since its Content-Length is sent.
             await _send_error(
-                send, 413, "body_too_large", f"the body exceeds {self.max_bytes} bytes"
+                send,
+                413,
+                "body_too_large",
+                f"the body exceeds {self.max_bytes} bytes",
+                more_body=True,
             )
+            await _discard_body(receive, LINGER_BYTES, LINGER_SECONDS)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         seen = 0
 
@@ -168,7 +197,25 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+async def _discard_body(receive: Receive, max_bytes: int, seconds: float) -> None:
+    """Read and drop the request body until it ends, or `max_bytes` or `seconds` are spent."""
+    discarded = 0
+    try:
+        async with asyncio.timeout(seconds):
+            while discarded < max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away
+                    return
+                discarded += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return  # a slow or silent client: the connection is closed with the body unread
+
+
+async def _send_error(
+    send: Send, status: int, code: str, message: str, *, more_body: bool = False
+) -> None:
     body = error_body(code, message)
     await send(
         {
@@ -181,7 +228,7 @@ async def _send_error(send: Send, status: int, code: str, message: str) -> None:
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": more_body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
