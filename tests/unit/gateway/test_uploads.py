@@ -16,7 +16,7 @@ from gateway.http.errors import UnsupportedMediaType
 from gateway.http.media import upload_format
 from gateway.jobdata.uploads import Chunk, TooManyJobRows, iter_chunks
 from kernel.errors import InvalidInput
-from registry.signature import Feature, Signature, _check_value
+from registry.signature import Feature, Signature, _check_value, cell_problem, value_problem
 
 IRIS = Signature(
     tuple(
@@ -541,6 +541,48 @@ def test_json_checks_match_the_sync_api(kind: str, value: Any) -> None:
         assert rows_of(read(data, "application/json", signature=Signature((feature,)))) == [[value]]
     else:
         assert error_of(data, "application/json", signature=Signature((feature,))) == expected
+
+
+@pytest.mark.parametrize("value", [1, 2.5, 3.0e38, 1e39, True, None, "1", [1], {"a": 1}])
+@pytest.mark.parametrize("kind", ["double", "long", "boolean", "string"])
+def test_ndjson_checks_match_the_signature_rules(kind: str, value: Any) -> None:
+    """An NDJSON record is refused exactly when registry.signature's value rules refuse it."""
+    signature = Signature((Feature("v", kind),))
+    data = ndjson_of([{"v": value}])
+    problem = value_problem(kind, value)
+    if problem is None:
+        assert rows_of(read(data, "application/x-ndjson", signature=signature)) == [[value]]
+    else:
+        message = error_of(data, "application/x-ndjson", signature=signature)
+        assert message == f"row 0 (line 1), column 'v': {problem}"
+
+
+@pytest.mark.parametrize(
+    "cell", ["1.5", " 7 ", "2.5", "1e39", "1e400", "-inf", "nan", "", "x", "TRUE", "0", "no"]
+)
+@pytest.mark.parametrize("kind", ["double", "long", "boolean", "string"])
+def test_csv_checks_match_the_signature_rules(kind: str, cell: str) -> None:
+    """A CSV cell is refused exactly when registry.signature's cell rules refuse it."""
+    signature = Signature((Feature("v", kind),))
+    data = f"id,v\nr0,{cell}\n"  # an id column, so that an empty cell is not a blank line
+    problem = cell_problem(kind, cell)
+    if problem is None:
+        assert rows_of(read(data, signature=signature, id_columns=["id"])) == [
+            signature.cells_parser()([cell])
+        ]
+    else:
+        message = error_of(data, signature=signature, id_columns=["id"])
+        assert message == f"row 0 (line 2), column 'v': {problem}"
+
+
+@pytest.mark.parametrize(
+    "document", [b"not json", b"[]", b'{"instances": 1}', b'{"records": [1]}', b""]
+)
+def test_json_problems_raise_while_iterating_not_at_the_call(document: bytes) -> None:
+    with body_of(document) as body:
+        chunks = iter_chunks(body, "application/json", IRIS, [], 10, 10)
+        with pytest.raises(InvalidInput):
+            next(chunks)
 
 
 # --- row limit ---------------------------------------------------------------------------------

@@ -8,7 +8,14 @@ from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import TensorSpec
 
 from kernel.errors import InvalidInput
-from registry.signature import Feature, Signature, signature_from_mlflow
+from registry.signature import (
+    MAX_MAGNITUDE,
+    Feature,
+    Signature,
+    cell_problem,
+    signature_from_mlflow,
+    value_problem,
+)
 
 MIXED = Signature(
     (
@@ -188,6 +195,140 @@ def test_names_types_and_all_numeric() -> None:
         {"name": "a", "type": "double"},
         {"name": "b", "type": "long"},
     ]
+
+
+def test_derived_names_and_types_leave_equality_hash_and_repr_to_the_features() -> None:
+    same = Signature(MIXED.features)
+    assert same == MIXED and hash(same) == hash(MIXED)
+    assert same.types == ("double", "long", "boolean", "string")
+    assert repr(same) == f"Signature(features={MIXED.features!r})"
+
+
+# -- the value rules: JSON values ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "problem"),
+    [
+        ("double", 1, None),
+        ("double", -2.5, None),
+        ("double", MAX_MAGNITUDE, None),
+        ("double", 10**400, "number out of range"),
+        ("double", float("-inf"), "must be a finite number"),
+        ("double", False, "expected a number"),
+        ("double", "1", "expected a number"),
+        ("float", None, "expected a number"),
+        ("long", 3.0, None),
+        ("long", 3.5, "expected an integer"),
+        ("integer", -4e38, "number out of range"),
+        ("boolean", True, None),
+        ("boolean", 0, "expected true or false"),
+        ("string", "", None),
+        ("string", 1, "expected a string"),
+        # A type without rules of its own (signature_from_mlflow maps those to double).
+        ("binary", object(), None),
+    ],
+)
+def test_value_problem(kind: str, value: object, problem: str | None) -> None:
+    assert value_problem(kind, value) == problem
+
+
+def test_row_problem_names_the_first_value_that_does_not_fit() -> None:
+    assert MIXED.row_problem([1.5, 2, True, "red"]) is None
+    assert MIXED.row_problem([1.5, 2.5, 7, "red"]) == ("count", "expected an integer")
+    assert MIXED.row_problem([1.5, 2, 7, "red"]) == ("flag", "expected true or false")
+
+
+@pytest.mark.parametrize("value", [1, 2.0, 2.5, 1e39, float("nan"), True, "1", None])
+@pytest.mark.parametrize("kind", ["double", "float", "long", "integer", "boolean", "string"])
+def test_row_problem_agrees_with_value_problem(kind: str, value: object) -> None:
+    """The common case row_problem decides itself is exactly what value_problem accepts."""
+    found = Signature((Feature("v", kind),)).row_problem([value])
+    problem = value_problem(kind, value)
+    assert found == (None if problem is None else ("v", problem))
+
+
+# -- the value rules: CSV cells --------------------------------------------------------------
+
+CELLS = {
+    "double": [
+        "1.5",
+        " -2 ",
+        "1e3",
+        "3e38",
+        "",
+        " ",
+        "x",
+        "nan",
+        "-inf",
+        "Infinity",
+        "1e39",
+        "1e400",
+    ],
+    "long": ["3", "3.0", "-1e3", "3.5", "", "nan", "1e39"],
+    "boolean": ["true", "FALSE", " 1 ", "0", "", "yes", "2"],
+    "string": ["", " x ", "nan"],
+}
+CASES = [(kind, cell) for kind, cells in CELLS.items() for cell in cells]
+
+
+@pytest.mark.parametrize(("kind", "cell"), CASES)
+def test_cells_parser_refuses_exactly_what_cell_problem_explains(kind: str, cell: str) -> None:
+    signature = Signature((Feature("v", kind),))
+    parsed = signature.cells_parser()([cell])
+    assert (parsed is None) == (cell_problem(kind, cell) is not None)
+    found = signature.cells_problem([cell])
+    assert found == (None if parsed is not None else ("v", cell_problem(kind, cell)))
+
+
+@pytest.mark.parametrize(
+    ("kind", "cell", "problem"),
+    [
+        ("double", "", "expected a number, got an empty cell"),
+        ("double", "x", "expected a number"),
+        ("double", "NaN", "must be a finite number"),
+        ("double", "-inf", "must be a finite number"),
+        ("double", "1e400", "number out of range"),
+        ("float", "-4e38", "number out of range"),
+        ("long", "3.5", "expected an integer"),
+        ("boolean", " ", "expected true or false, got an empty cell"),
+        ("boolean", "yes", "expected true or false"),
+        ("string", "", None),
+    ],
+)
+def test_cell_problem(kind: str, cell: str, problem: str | None) -> None:
+    assert cell_problem(kind, cell) == problem
+
+
+def test_cells_parser_reads_each_type() -> None:
+    parse = MIXED.cells_parser()
+    values = parse(["1.5", "3.0", " True ", " red "])
+    assert values == [1.5, 3, True, " red "]
+    assert values is not None and type(values[1]) is int
+    assert parse(["1", "2", "0", ""]) == [1.0, 2, False, ""]
+    numbers = Signature((Feature("a", "double"), Feature("b", "integer"))).cells_parser()
+    assert numbers(["-0", "1e3"]) == [-0.0, 1000]
+
+
+@pytest.mark.parametrize(
+    ("cell", "fits"),
+    [("2", True), ("-3e38", True), ("nan", False), ("4e38", False), ("-inf", False)],
+)
+def test_cells_parser_checks_a_single_numeric_column_among_others(cell: str, fits: bool) -> None:
+    signature = Signature((Feature("label", "string"), Feature("n", "long")))
+    values = signature.cells_parser()(["a", cell])
+    assert values == (["a", int(float(cell))] if fits else None)
+
+
+def test_cells_parser_without_numeric_columns() -> None:
+    signature = Signature((Feature("label", "string"), Feature("flag", "boolean")))
+    assert signature.cells_parser()(["nan", "1"]) == ["nan", True]
+    assert signature.cells_parser()(["a", "nan"]) is None
+
+
+def test_cells_problem_names_the_first_cell_that_does_not_parse() -> None:
+    assert MIXED.cells_problem(["1", "2", "true", "x"]) is None
+    assert MIXED.cells_problem(["1", "x", "maybe", "x"]) == ("count", "expected a number")
 
 
 # -- signature_from_mlflow -------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""What every batch-job upload reader shares: the `Chunk` it yields and the upload-wide errors.
+
+The readers (`csv_rows`, `ndjson_rows`, `json_rows`) import these; `uploads` chooses the reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kernel.errors import InvalidInput
+from registry.signature import quote_names
+
+#: The JSON values an id may be (ids are passed through to the results, never nested).
+JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+class TooManyJobRows(InvalidInput):
+    """An upload with more rows than a job may carry."""
+
+    code = "too_many_rows"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Up to `chunk_size` validated rows, in upload order."""
+
+    rows: list[list[Any]]
+    """Positional rows in signature order."""
+    ids: list[list[Any]] | None
+    """Per row, the values of its id columns (in id_columns order); None without ids."""
+
+
+def quoted(names: Sequence[str]) -> str:
+    """The first few names for an error message, each cut short: names are bounded when echoed."""
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return quote_names(names[:3]) + more
+
+
+def too_many(max_rows: int) -> TooManyJobRows:
+    """The error of an upload past `max_rows`."""
+    return TooManyJobRows(f"the upload has more than {max_rows} rows, the most a job may carry")
+
+
+def no_rows() -> InvalidInput:
+    """The error of an upload without a single row."""
+    return InvalidInput("the upload has no rows")
+
+
+def where(index: int, line: int | None) -> str:
+    """How an error message names a row: by its index and, in a line-based upload, its line."""
+    return f"row {index}" if line is None else f"row {index} (line {line})"

@@ -1,0 +1,48 @@
+"""An NDJSON upload read as a stream, a line (one JSON record) at a time, into validated chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+import orjson
+
+from gateway.jobdata.chunks import Chunk, no_rows, too_many
+from gateway.jobdata.records import RowChecker, is_out_of_range
+from kernel.errors import InvalidInput
+
+
+def ndjson_chunks(
+    body: IO[bytes], checker: RowChecker, chunk_size: int, max_rows: int
+) -> Iterator[Chunk]:
+    """Validated chunks of the NDJSON upload in `body`; blank lines are skipped but counted."""
+    with_ids = bool(checker.id_columns)
+    rows: list[list[Any]] = []
+    ids: list[list[Any]] | None = [] if with_ids else None
+    count = 0
+    for line, text in enumerate(body, start=1):
+        if not text or text.isspace():
+            continue
+        if count == max_rows:
+            raise too_many(max_rows)
+        try:
+            record = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            if is_out_of_range(exc):
+                raise InvalidInput(f"row {count} (line {line}): a number is out of range") from None
+            raise InvalidInput(f"row {count} (line {line}): not a JSON object") from None
+        if type(record) is not dict:
+            raise InvalidInput(f"row {count} (line {line}): not a JSON object")
+        values, row_ids = checker.record(record, count, line)
+        rows.append(values)
+        if ids is not None and row_ids is not None:
+            ids.append(row_ids)
+        count += 1
+        if len(rows) == chunk_size:
+            yield Chunk(rows, ids)
+            rows = []
+            ids = [] if with_ids else None
+    if count == 0:
+        raise no_rows()
+    if rows:
+        yield Chunk(rows, ids)
