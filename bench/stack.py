@@ -27,7 +27,7 @@ from devstack.processes import (
     http_ok,
     wait_until,
 )
-from gateway.access.keys import SCOPES, KeyStore
+from gateway.guard.keys import SCOPES, KeyStore
 from registry.client import Registry
 from registry.loader import load_version
 from registry.model import LoadedModel

@@ -242,7 +242,8 @@ def results(job_id: str, output: Path | None) -> None:
 @click.argument("job_id")
 @connection_options
 def cancel(job_id: str) -> None:
-    """Cancel a queued or running job (a finished job is left as it is)."""
+    """Cancel a queued or running job and delete its data; a finished job keeps its status and
+    its inputs and results are deleted (results then answer 410)."""
     with _client() as client:
         body = checked(client.delete(_job_path(job_id)))
     click.echo(f"{body.get('job_id', job_id)} {body.get('status')}")

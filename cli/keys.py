@@ -12,7 +12,7 @@ import click
 from redis import Redis
 from redis.exceptions import RedisError
 
-from gateway.access.keys import SCOPES, ApiKey, KeyStore
+from gateway.guard.keys import SCOPES, ApiKey, KeyStore
 from kernel.settings import STACK_ENV_FILE, SharedSettings
 
 

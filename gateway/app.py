@@ -16,13 +16,13 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from gateway.access.auth import KeyRing, bootstrap_key
-from gateway.access.ratelimit import RateLimiter
 from gateway.dataplane.cache import PredictionCache
 from gateway.dataplane.coalescer import Coalescer
 from gateway.dataplane.models import ModelManager
 from gateway.dataplane.plane import DataPlane
 from gateway.dataplane.specs import parse_specs
+from gateway.guard.auth import KeyRing, bootstrap_key
+from gateway.guard.ratelimit import RateLimiter
 from gateway.health import Drain, watch_health
 from gateway.http.errors import install_error_handlers
 from gateway.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -173,7 +173,13 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["X-API-Key", "Authorization", "Content-Type", "Idempotency-Key"],
+            allow_headers=[
+                "X-API-Key",
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Route-Key",
+            ],
             expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
         )
     # Added last runs first: the request id exists before the body limit can refuse anything.

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.access.auth import Forbidden, Unauthorized
-from gateway.access.keys import ApiKey
+from gateway.guard.auth import Forbidden, Unauthorized
+from gateway.guard.keys import ApiKey
 from gateway.metrics import AUTH_FAILURES
 from gateway.state import GatewayState
 

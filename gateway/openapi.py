@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from gateway.dataplane.models import ModelManager
-from gateway.dataplane.plane import MAX_VERSION
+from gateway.protocols.v1 import MAX_VERSION
 from gateway.settings import GatewaySettings
 from registry.signature import MAX_MAGNITUDE, Signature
 

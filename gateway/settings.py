@@ -110,7 +110,7 @@ class GatewaySettings(SharedSettings):
     @field_validator("predict_limit", "jobs_limit", "reads_limit")
     @classmethod
     def _limit_parses(cls, value: str) -> str:
-        from gateway.access.keys import parse_one_limit
+        from gateway.guard.keys import parse_one_limit
 
         parse_one_limit(value)  # raises ValueError on anything but one "N/period"
         return value

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import httpx
 from redis.asyncio import Redis
 
-from gateway.access.auth import KeyRing
-from gateway.access.ratelimit import RateLimiter
 from gateway.dataplane.models import ModelManager
 from gateway.dataplane.plane import DataPlane
+from gateway.guard.auth import KeyRing
+from gateway.guard.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from jobs.client import JobClient
 

@@ -43,11 +43,6 @@ class Runtime(Protocol):
         ...
 
     @property
-    def model_type(self) -> str:
-        """The estimator's type name, as `/model-info` tells it."""
-        ...
-
-    @property
     def probability_decimals(self) -> int | None:
         """Decimals its probabilities are rounded to (None: as computed in float64)."""
         ...
@@ -63,6 +58,11 @@ class NativeRuntime(Runtime, Protocol):
     @property
     def estimator(self) -> Any:
         """The library's own model object (a fitted estimator, a booster, ...)."""
+        ...
+
+    @property
+    def model_type(self) -> str:
+        """The estimator's type name, as `/model-info` tells it."""
         ...
 
     @property

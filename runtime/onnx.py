@@ -27,7 +27,6 @@ class OnnxRuntime:
     #: Calls of at most this many rows run on the event loop (tens of microseconds).
     inline_rows = 64
     worth_caching = False
-    model_type = "onnx"
 
     def __init__(self, graph: bytes, classes: list[Any] | None) -> None:
         import onnx

@@ -22,8 +22,6 @@ from runtime.base import Prediction, Runtime
 
 logger = logging.getLogger(__name__)
 
-#: MLflow versions are 32-bit integers; a larger one cannot exist (and is not sent to MLflow).
-MAX_VERSION = 2**31 - 1
 #: Requests of at most this many rows are validated on the event loop (microseconds each).
 INLINE_VALIDATION_ROWS = 64
 

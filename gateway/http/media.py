@@ -19,6 +19,16 @@ def is_json_media_type(content_type: str) -> bool:
     return media == JSON or (media.startswith("application/") and media.endswith("+json"))
 
 
+def result_format(accept: str) -> str:
+    """The format (CSV, NDJSON or JSON, the default) job results are sent in for an Accept."""
+    wanted = accept.lower()
+    if CSV in wanted:
+        return CSV
+    if "ndjson" in wanted or "jsonl" in wanted:
+        return NDJSON
+    return JSON
+
+
 def upload_format(content_type: str) -> str | None:
     """The format (CSV, NDJSON or JSON) of a Content-Type, or None when it is not an upload type."""
     return UPLOAD_FORMATS.get(essence(content_type))

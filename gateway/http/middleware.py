@@ -93,7 +93,7 @@ class RequestContextMiddleware:
                 response_started = True
                 headers = list(message.get("headers", []))
                 present = set()
-                # Prediction responses name the version that answered (routes/responses.py).
+                # Prediction responses name the version that answered (gateway/responses.py).
                 for name, value in headers:
                     present.add(name.lower())
                     if name == b"x-model-name":

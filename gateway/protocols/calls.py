@@ -1,5 +1,4 @@
-"""What every adapter needs to make a call: the caller of an authorized request, and the
-answer headers shared by every protocol."""
+"""What every adapter needs to make a call: the `PredictCall` of an authorized request."""
 
 from __future__ import annotations
 
@@ -7,8 +6,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from gateway.access.keys import ApiKey
 from gateway.dataplane.plane import Answer, Caller, PredictCall
+from gateway.guard.keys import ApiKey
 from gateway.http.errors import request_id_var
 
 #: Longest route key kept (a client-chosen string, used later to pin a caller to a variant).

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from gateway.dataplane.plane import MAX_VERSION
 from gateway.deps import authorize
 from gateway.http.errors import UnknownField
 from gateway.http.payload import read_json
@@ -21,6 +20,8 @@ from kernel.errors import InvalidInput, VersionNotFound
 router = APIRouter(tags=["predict"])
 
 _V1_FIELDS = frozenset({"instances", "records", "version"})
+#: MLflow versions are 32-bit integers; a larger one cannot exist (and is not sent to MLflow).
+MAX_VERSION = 2**31 - 1
 
 
 class PredictRequest(BaseModel):

@@ -6,17 +6,17 @@ import asyncio
 import hashlib
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Scope
 
-from gateway.access.auth import Forbidden
 from gateway.deps import JobReadKey, JobSubmitKey, StateDep
+from gateway.guard.auth import Forbidden
 from gateway.http.errors import BodyTooLarge, UnsupportedMediaType
-from gateway.http.media import upload_format
+from gateway.http.media import CSV, JSON, NDJSON, result_format, upload_format
 from gateway.jobdata.results import csv_lines, json_pieces, ndjson_lines
 from gateway.jobdata.uploads import iter_chunks
 from gateway.responses import json_response
@@ -58,16 +58,33 @@ async def spool(request: Request, max_bytes: int) -> tuple[IO[bytes], str]:
     return body, digest.hexdigest()
 
 
-async def claim_or_wait(
-    client: JobClient, owner: str, key: str, body_sha256: str
-) -> JobRecord | IdempotencyClaim:
-    """The job this Idempotency-Key made, or the claim to make it; while another request
-    holds the claim, wait (on the event loop, no thread held) until it lets go."""
+async def submit_once(
+    client: JobClient,
+    owner: str,
+    key: str,
+    body_sha256: str,
+    submit: Callable[[IdempotencyClaim], JobRecord],
+) -> tuple[JobRecord, bool]:
+    """(job, existing) for an Idempotency-Key: the job it made, or a new one `submit` makes
+    under its claim; while another request holds the claim, wait (on the event loop, no thread
+    held) until it lets go.
+
+    The claim is taken and handed to `submit` in one thread call, which a cancelled request
+    does not stop, so the claim is always remembered or released (never left to expire)."""
+
+    def attempt() -> tuple[JobRecord, bool] | None:
+        outcome = client.claim(owner, key, body_sha256)
+        if outcome is None:
+            return None
+        if isinstance(outcome, JobRecord):
+            return outcome, True
+        return submit(outcome), False
+
     deadline = time.monotonic() + IDEMPOTENCY_WAIT_SECONDS
     while True:
-        outcome = await asyncio.to_thread(client.claim, owner, key, body_sha256)
-        if outcome is not None:
-            return outcome
+        found = await asyncio.to_thread(attempt)
+        if found is not None:
+            return found
         if time.monotonic() >= deadline:
             raise IdempotencyInProgress(
                 "a submission with this Idempotency-Key is still being stored; retry shortly"
@@ -124,32 +141,34 @@ async def submit_job(
     client: JobClient = state.jobs
     idempotency_key = request.headers.get("idempotency-key")
     columns = [c.strip() for c in id_columns.split(",") if c.strip()]
-    claim: IdempotencyClaim | None = None
-    try:
-        if idempotency_key:
-            earlier = await claim_or_wait(client, key.owner, idempotency_key, body_sha256)
-            if isinstance(earlier, JobRecord):
-                status = await asyncio.to_thread(client.status, earlier)
-                return _accepted(earlier, status, existing=True)
-            claim = earlier
 
-        def chunks() -> Iterator[tuple[list[list[Any]], list[list[Any]] | None]]:
-            for chunk in iter_chunks(
-                body, media, loaded.signature, columns, settings.chunk_size, settings.max_job_rows
-            ):
-                yield chunk.rows, chunk.ids
+    def chunks() -> Iterator[tuple[list[list[Any]], list[list[Any]] | None]]:
+        for chunk in iter_chunks(
+            body, media, loaded.signature, columns, settings.chunk_size, settings.max_job_rows
+        ):
+            yield chunk.rows, chunk.ids
 
-        record = await asyncio.to_thread(
-            client.submit,
+    def submit(claim: IdempotencyClaim | None) -> JobRecord:
+        # With a claim, submit remembers the job under its key, or releases the claim.
+        return client.submit(
             owner=key.owner,
             model=loaded.name,
             version=loaded.version,
             id_columns=columns,
             classes=loaded.classes,
             chunks=chunks(),
-            # Remembered or released by submit itself, even if this request is cancelled.
             idempotency=claim,
         )
+
+    try:
+        if idempotency_key:
+            record, existing = await submit_once(
+                client, key.owner, idempotency_key, body_sha256, submit
+            )
+            if existing:
+                return _accepted(record, await asyncio.to_thread(client.status, record), True)
+        else:
+            record = await asyncio.to_thread(submit, None)
     finally:
         body.close()
     return _accepted(record, await asyncio.to_thread(client.status, record))
@@ -183,13 +202,8 @@ async def job_results(job_id: str, request: Request, state: StateDep, key: JobRe
     record = await asyncio.to_thread(state.jobs.get, job_id, key.owner)
     # 409 unless it succeeded; 410 once its results were deleted.
     chunks = await asyncio.to_thread(state.jobs.results, record)
-    accept = request.headers.get("accept", "")
-    if "text/csv" in accept:
-        render, media = csv_lines, "text/csv"
-    elif "ndjson" in accept or "jsonl" in accept:
-        render, media = ndjson_lines, "application/x-ndjson"
-    else:
-        render, media = json_pieces, "application/json"
+    media = result_format(request.headers.get("accept", ""))
+    render = {CSV: csv_lines, NDJSON: ndjson_lines, JSON: json_pieces}[media]
 
     async def stream() -> AsyncIterator[bytes]:
         pieces = render(record, chunks)

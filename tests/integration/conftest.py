@@ -10,7 +10,7 @@ import pytest
 from redis import Redis
 
 from devstack.processes import Gateway, MlflowServer, RedisServer, Worker, stop_all
-from gateway.access.keys import SCOPES, KeyStore
+from gateway.guard.keys import SCOPES, KeyStore
 from kernel.settings import RegistrySettings
 from registry.client import Registry, configure_mlflow_http
 from registry.loader import load_version

@@ -17,8 +17,8 @@ from fastapi.routing import APIRoute
 from redis import Redis
 
 from devstack.processes import VENV_BIN, Gateway, RedisServer, free_port, wait_until
-from gateway.access.keys import KeyStore, key_digest
 from gateway.app import create_app
+from gateway.guard.keys import KeyStore, key_digest
 from gateway.openapi import PUBLIC_PATHS
 from gateway.settings import GatewaySettings
 from registry.model import LoadedModel

@@ -16,7 +16,7 @@ import pytest
 from redis import Redis
 
 from devstack.processes import Gateway, RedisServer, wait_until
-from gateway.access.keys import SCOPES, KeyStore
+from gateway.guard.keys import SCOPES, KeyStore
 from registry.client import Registry
 from registry.model import LoadedModel
 from tests.integration.conftest import GatewayFactory, WorkerFactory

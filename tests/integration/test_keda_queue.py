@@ -13,7 +13,7 @@ import pytest
 from redis import Redis
 
 from devstack.processes import RedisServer, wait_until
-from gateway.access.keys import SCOPES, KeyStore
+from gateway.guard.keys import SCOPES, KeyStore
 from jobs.celery_app import PREDICT_CHUNK
 from registry.model import LoadedModel
 from tests.integration.conftest import GatewayFactory

@@ -1,4 +1,4 @@
-"""The sliding-window script against a real redis-server (gateway/access/ratelimit.py)."""
+"""The sliding-window script against a real redis-server (gateway/guard/ratelimit.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from limits import parse
 from redis.asyncio import Redis
 
 from devstack.processes import RedisServer
-from gateway.access.ratelimit import SlidingWindow
+from gateway.guard.ratelimit import SlidingWindow
 
 pytestmark = pytest.mark.integration
 

@@ -32,11 +32,11 @@ PRODUCT = ("kernel", "runtime", "registry", "jobs", "worker", "gateway", "cli", 
 #: leaf modules `gateway.metrics` and `gateway.settings`.
 GATEWAY_LAYERS: dict[str, set[str]] = {
     "http": set(),
-    "access": {"http"},
+    "guard": {"http"},
     "dataplane": {"http"},
     "jobdata": {"http"},
-    "protocols": {"http", "access", "dataplane", "<top>"},
-    "routes": {"http", "access", "dataplane", "jobdata", "<top>"},
+    "protocols": {"http", "guard", "dataplane", "<top>"},
+    "routes": {"http", "guard", "dataplane", "jobdata", "<top>"},
 }
 GATEWAY_LEAVES = {"gateway.metrics", "gateway.settings"}
 #: Lines a product module may have (docs/design.md: "no product module is over about 300").

@@ -1,6 +1,6 @@
 """Authentication from the key snapshot, per-key rate limits, and their settings.
 
-gateway/access/auth.py, gateway/access/ratelimit.py and the key and limit fields of
+gateway/guard/auth.py, gateway/guard/ratelimit.py and the key and limit fields of
 gateway/settings.py, with
 in-memory stand-ins for Redis and for the `limits` strategy: no network, no real service.
 """
@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.datastructures import Headers
 
-from gateway.access.auth import (
+from gateway.guard.auth import (
     Forbidden,
     KeyRing,
     KeySnapshot,
@@ -28,8 +28,8 @@ from gateway.access.auth import (
     bootstrap_key,
     presented_key,
 )
-from gateway.access.keys import SCOPES, ApiKey, key_digest, new_key_value
-from gateway.access.ratelimit import Decision, RateLimited, RateLimiter, RateLimitUnavailable
+from gateway.guard.keys import SCOPES, ApiKey, key_digest, new_key_value
+from gateway.guard.ratelimit import Decision, RateLimited, RateLimiter, RateLimitUnavailable
 from gateway.settings import GatewaySettings
 
 PREFIX = "test:"
@@ -305,7 +305,7 @@ def test_refresh_failure_keeps_the_previous_snapshot(
     snapshot, loaded_at = keys.snapshot, keys.loaded_at
 
     redis.failure = failure
-    with caplog.at_level(logging.WARNING, logger="gateway.access.auth"):
+    with caplog.at_level(logging.WARNING, logger="gateway.guard.auth"):
         assert asyncio.run(keys.refresh()) is False
         assert asyncio.run(keys.refresh()) is False
     assert keys.snapshot is snapshot
@@ -523,7 +523,7 @@ def test_storage_failure_fails_closed(failure: Exception) -> None:
 def test_storage_failure_is_logged_without_the_key(caplog: pytest.LogCaptureFixture) -> None:
     record, value = new_key("a1")
     stub = StubLimiter(failure=RedisConnectionError(f"refused {value}"))
-    with caplog.at_level(logging.WARNING, logger="gateway.access.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="gateway.guard.ratelimit"):
         asyncio.run(limiter(stub=stub).check("predict", record))
     assert caplog.records
     assert all(value not in r.getMessage() for r in caplog.records)

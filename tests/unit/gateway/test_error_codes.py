@@ -87,8 +87,8 @@ def test_the_walk_finds_the_error_classes_of_every_layer(
     found = {f"{cls.__module__}.{cls.__qualname__}" for cls in error_classes}
     for name in (
         "kernel.errors.AliasHistoryEmpty",
-        "gateway.access.keys.InvalidKeySpec",
-        "gateway.access.ratelimit.RateLimited",
+        "gateway.guard.keys.InvalidKeySpec",
+        "gateway.guard.ratelimit.RateLimited",
     ):
         assert name in found
     assert {cls.__module__.partition(".")[0] for cls in error_classes} >= {

@@ -1,4 +1,4 @@
-"""API keys: their format, their stored records and the KeyStore (gateway/access/keys.py).
+"""API keys: their format, their stored records and the KeyStore (gateway/guard/keys.py).
 
 The KeyStore runs over a tiny in-memory stand-in with the four hash commands it uses; it keeps
 values as bytes, as redis-py returns them without `decode_responses`.
@@ -14,7 +14,7 @@ import string
 import orjson
 import pytest
 
-from gateway.access.keys import (
+from gateway.guard.keys import (
     KEY_PREFIX,
     SCOPES,
     ApiKey,
@@ -343,7 +343,7 @@ def test_all_of_an_empty_store_is_empty(store: KeyStore) -> None:
 def test_create_refuses_an_id_collision(
     store: KeyStore, redis: MemoryRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gateway.access.keys.secrets.token_hex", lambda n: "c0ffee")
+    monkeypatch.setattr("gateway.guard.keys.secrets.token_hex", lambda n: "c0ffee")
     store.create(name="one", owner="acme", scopes=["predict"])
     with pytest.raises(InvalidKeySpec, match="collision"):
         store.create(name="two", owner="acme", scopes=["predict"])

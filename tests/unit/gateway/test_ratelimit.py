@@ -1,4 +1,4 @@
-"""The batched sliding-window checks when Redis forgot the script (gateway/access/ratelimit.py).
+"""The batched sliding-window checks when Redis forgot the script (gateway/guard/ratelimit.py).
 
 A fake client stands in for Redis: what is tested is which checks are sent again, which a real
 server cannot be made to show on demand (its script cache flushed halfway through a pipeline).
@@ -12,7 +12,7 @@ from typing import Any
 from limits import parse
 from redis.exceptions import NoScriptError
 
-from gateway.access.ratelimit import SlidingWindow
+from gateway.guard.ratelimit import SlidingWindow
 
 
 class ForgetfulRedis:

@@ -1,4 +1,4 @@
-"""Which failures of a rate-limit check count as "storage down" (gateway/access/ratelimit.py).
+"""Which failures of a rate-limit check count as "storage down" (gateway/guard/ratelimit.py).
 
 Only what the Redis calls can raise (redis-py's errors, OSError, timeouts) is a storage failure,
 answered by `fail_open` and counted. Anything else is a bug: it must reach the request
@@ -28,9 +28,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from gateway.access import ratelimit
-from gateway.access.keys import ApiKey
-from gateway.access.ratelimit import RateLimiter
+from gateway.guard import ratelimit
+from gateway.guard.keys import ApiKey
+from gateway.guard.ratelimit import RateLimiter
 from gateway.http.errors import install_error_handlers
 from gateway.http.middleware import RequestContextMiddleware
 

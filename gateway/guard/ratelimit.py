@@ -27,7 +27,7 @@ from limits import RateLimitItem
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from gateway.access.keys import ApiKey, parse_one_limit
+from gateway.guard.keys import ApiKey, parse_one_limit
 from gateway.http.errors import GatewayError
 from gateway.metrics import RATE_LIMIT_STORAGE_ERRORS, RATE_LIMITED
 

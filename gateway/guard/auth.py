@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 
-from gateway.access.keys import SCOPES, ApiKey, key_digest, key_id_of, parse_one_limit
+from gateway.guard.keys import SCOPES, ApiKey, key_digest, key_id_of, parse_one_limit
 from gateway.http.errors import GatewayError
 
 logger = logging.getLogger(__name__)
