@@ -278,9 +278,14 @@ def test_the_gateway_waits_for_a_held_claim_and_gives_up_after_a_bound(
     monkeypatch.setattr(routes, "IDEMPOTENCY_POLL_SECONDS", 0.01)
     monkeypatch.setattr(routes, "IDEMPOTENCY_WAIT_SECONDS", 0.5)
     released = HeldClaim(busy=5)
-    waited = asyncio.run(routes.claim_or_wait(released, "acme", "k", "b"))  # type: ignore[arg-type]
-    assert (waited, released.looks) == ("claimed", 6)
+
+    def submit(claim: str) -> str:
+        return f"job made under {claim}"
+
+    waited = asyncio.run(routes.submit_once(released, "acme", "k", "b", submit))  # type: ignore[arg-type]
+    # The claim went straight to submit, in the same call: a new job, not an existing one.
+    assert (waited, released.looks) == (("job made under claimed", False), 6)
     held = HeldClaim(busy=10**6)
     with pytest.raises(IdempotencyInProgress):
-        asyncio.run(routes.claim_or_wait(held, "acme", "k", "b"))  # type: ignore[arg-type]
+        asyncio.run(routes.submit_once(held, "acme", "k", "b", submit))  # type: ignore[arg-type]
     assert 1 < held.looks < 100  # it looked again while it waited, then gave up
