@@ -347,6 +347,15 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(
         worker.stop()
 
 
+# Quarantined, still run: on 2026-12-02 it failed in 2 of 3 full runs on this machine, the
+# code before the seams change included (e9a930c), each time with one chunk never finished
+# (rows_done 95,000 of 100,000 after 240 s): the pool child waiting out the outage never
+# stored its chunk after Redis came back, and the worker did not exit. Issue 14 ("the worker
+# survives durable-Redis restarts") owns the fix; an XPASS shows when it passes.
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 14: a chunk in flight across a durable-Redis restart can stay unfinished",
+)
 def test_durable_redis_restarted_mid_job(
     tmp_path: Path,
     registry: Registry,
