@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from gateway.dataplane.plane import Answer, Caller, PredictCall
+from gateway.dataplane.plane import Caller, PredictCall
 from gateway.guard.keys import ApiKey
 from gateway.http.errors import request_id_var
 
@@ -38,6 +38,3 @@ def make_call(
         request_id=request_id_var.get(),
         protocol=protocol,
     )
-
-
-__all__ = ["Answer", "caller_of", "make_call"]
