@@ -1,4 +1,8 @@
-"""`modelgate keys ...`: create, import, list and revoke API keys in the durable Redis."""
+"""`modelgate keys ...`: create, import, list and revoke API keys in the durable Redis.
+
+Redis and the key store are imported inside the commands: `modelgate --help` lists this group
+without loading them.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,48 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-from redis import Redis
-from redis.exceptions import RedisError
 
-from gateway.guard.keys import SCOPES, ApiKey, KeyStore
-from kernel.settings import STACK_ENV_FILE, SharedSettings
+from cli.endpoints import Endpoint, redis_endpoint, setting
+from cli.errors import CliError
+from cli.tables import echo_table
+
+if TYPE_CHECKING:
+    from gateway.guard.keys import ApiKey, KeyStore
+
+#: The scopes a key can have (gateway/guard/keys.py SCOPES, kept importable without Redis).
+SCOPE_NAMES = "predict,jobs,admin"
 
 
-def _store() -> KeyStore:
-    settings = SharedSettings(_env_file=STACK_ENV_FILE)  # type: ignore[call-arg]
+def _store(ctx: click.Context) -> KeyStore:
+    from redis import Redis
+
+    from gateway.guard.keys import KeyStore
+    from kernel.settings import SharedSettings
+
+    where = redis_endpoint(ctx)
+    ctx.find_root().ensure_object(dict)["redis"] = where
+    prefix = setting("MODELGATE_KEY_PREFIX", SharedSettings.model_fields["key_prefix"].default)
+    settings = SharedSettings(redis_url=where.url, key_prefix=prefix)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     return KeyStore(redis, settings.key_prefix)
 
 
 class KeysGroup(click.Group):
-    """Redis being down is one line on stderr, not a traceback."""
+    """Redis being down is one line on stderr naming the address, not a traceback."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: click.Context) -> Any:
+        from redis.exceptions import RedisError
+
         try:
             return super().invoke(ctx)
         except RedisError as exc:
-            message = f"the durable Redis is unreachable ({type(exc).__name__})"
-            raise click.ClickException(message) from None
+            where: Endpoint | None = ctx.find_root().ensure_object(dict).get("redis")
+            place = where.describe() if where is not None else "the durable Redis"
+            message = f"cannot use the durable Redis at {place}: {exc}"
+            raise CliError("redis_unavailable", message) from None
 
 
 def _key_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -40,7 +62,7 @@ def _key_options(command: Callable[..., None]) -> Callable[..., None]:
             click.option("--name", required=True, help="What the key is for (listings, logs)."),
             click.option("--owner", required=True, help="Tenant that owns the key (and its jobs)."),
             click.option(
-                "--scopes", default="predict", show_default=True, help=f"Of: {','.join(SCOPES)}."
+                "--scopes", default="predict", show_default=True, help=f"Of: {SCOPE_NAMES}."
             ),
             click.option("--predict-limit", help="e.g. 600/minute (default: the gateway's)."),
             click.option("--jobs-limit", help="e.g. 100/hour (default: the gateway's)."),
@@ -51,21 +73,28 @@ def _key_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-def _store_key(value: str | None, **spec: str | None) -> tuple[ApiKey, str]:
+def _store_key(ctx: click.Context, value: str | None, **spec: str | None) -> tuple[ApiKey, str]:
     scopes = [s for s in str(spec.pop("scopes")).split(",") if s.strip()]
-    return _store().create(scopes=scopes, value=value, **spec)  # type: ignore[arg-type]
+    return _store(ctx).create(scopes=scopes, value=value, **spec)  # type: ignore[arg-type]
 
 
 @click.group(cls=KeysGroup)
-def keys() -> None:
+@click.option(
+    "--redis-url",
+    metavar="URL",
+    help="The durable Redis (default: $MODELGATE_REDIS_URL, then var/stack.env found upwards "
+    "from here, then ~/.config/modelgate/config, then redis://127.0.0.1:6380/0).",
+)
+def keys(redis_url: str | None) -> None:
     """Manage API keys (stored as SHA-256 hashes in the durable Redis)."""
 
 
 @keys.command()
 @_key_options
-def create(**spec: str | None) -> None:
+@click.pass_context
+def create(ctx: click.Context, **spec: str | None) -> None:
     """Create a key and print it once; only its hash is stored."""
-    record, value = _store_key(None, **spec)
+    record, value = _store_key(ctx, None, **spec)
     click.echo(
         f"created key {record.id} for {record.owner} ({','.join(record.scopes)}); shown once:"
     )
@@ -74,40 +103,57 @@ def create(**spec: str | None) -> None:
 
 @keys.command(name="import")
 @_key_options
-def import_(**spec: str | None) -> None:
+@click.pass_context
+def import_(ctx: click.Context, **spec: str | None) -> None:
     """Import an existing key value read from standard input, so its clients keep it."""
-    record, _ = _store_key(sys.stdin.readline().strip(), **spec)
+    record, _ = _store_key(ctx, sys.stdin.readline().strip(), **spec)
     click.echo(f"imported key {record.id} for {record.owner} ({','.join(record.scopes)})")
 
 
 @keys.command(name="list")
-def list_() -> None:
-    """List keys: ids, names, owners, scopes, limits; never secrets or hashes."""
-    for record in _store().all():
-        limits = "/".join(
-            str(x or "-") for x in (record.predict_limit, record.jobs_limit, record.reads_limit)
+@click.pass_context
+def list_(ctx: click.Context) -> None:
+    """List keys: ids, names, owners, scopes, limits; never secrets or hashes.
+
+    A limit shown as `default` is the gateway's (MODELGATE_DEFAULT_*_LIMIT)."""
+    table: list[tuple[str, ...]] = [
+        ("ID", "NAME", "OWNER", "SCOPES", "PREDICT", "JOBS", "READS", "STATE")
+    ]
+    for record in _store(ctx).all():
+        limits = (record.predict_limit, record.jobs_limit, record.reads_limit)
+        table.append(
+            (
+                record.id,
+                record.name,
+                record.owner,
+                ",".join(record.scopes),
+                *(str(limit or "default") for limit in limits),
+                "revoked" if record.revoked else "active",
+            )
         )
-        state = "revoked" if record.revoked else "active"
-        click.echo(
-            f"{record.id}\t{record.name}\t{record.owner}\t{','.join(record.scopes)}\t"
-            f"limits {limits}\t{state}"
-        )
+    echo_table(table)
 
 
 @keys.command()
 @click.argument("key_id")
-def revoke(key_id: str) -> None:
+@click.pass_context
+def revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key by id; every gateway refuses it within MODELGATE_KEYS_REFRESH_SECONDS."""
-    record = _store().revoke(key_id)
+    record = _store(ctx).revoke(key_id)
     click.echo(f"revoked key {record.id} ({record.name}, {record.owner})")
 
 
 @keys.command()
 @click.option("--file", "path", type=click.Path(path_type=Path), default=Path("var/dev-api-key"))
 @click.option("--wait-seconds", default=0.0, type=float, help="Wait this long for Redis.")
-def dev(path: Path, wait_seconds: float) -> None:
+@click.pass_context
+def dev(ctx: click.Context, path: Path, wait_seconds: float) -> None:
     """Make sure a development key with every scope exists; reuse the one in FILE."""
-    store = _store()
+    from redis.exceptions import RedisError
+
+    from gateway.guard.keys import SCOPES
+
+    store = _store(ctx)
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
@@ -115,7 +161,7 @@ def dev(path: Path, wait_seconds: float) -> None:
             break
         except RedisError:
             if time.monotonic() >= deadline:
-                raise click.ClickException("Redis is not reachable") from None
+                raise
             time.sleep(0.5)
     value = path.read_text().strip() if path.is_file() else ""
     if value:
@@ -128,7 +174,7 @@ def dev(path: Path, wait_seconds: float) -> None:
             click.echo(f"development key from {path} stored again as {record.id}")
             return
         # A revoked key stays revoked: a fresh one replaces it below.
-    record, value = store.create(name="dev", owner="dev", scopes=SCOPES)
+    record, value = store.create(name="dev", owner="dev", scopes=SCOPES, value=None)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

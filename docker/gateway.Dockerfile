@@ -19,7 +19,10 @@ COPY registry registry
 COPY jobs jobs
 COPY gateway gateway
 COPY cli cli
-RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --force-reinstall .
+# The Python client (its own distribution), which the CLI's `jobs` commands use; its one
+# dependency, httpx, is in the gateway group already.
+COPY client client
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --force-reinstall . ./client
 
 FROM python:3.11.14-slim-bookworm
 # The uid and gid the Kubernetes pods run as (k8s/base: runAsUser 10001).
@@ -28,7 +31,7 @@ RUN groupadd --system --gid 10001 modelgate \
         --home-dir /nonexistent --shell /usr/sbin/nologin modelgate
 COPY --from=build /opt/venv /opt/venv
 # Listening on every interface is what a container needs; the rest are the settings' defaults
-# (README, Settings), set by compose and the Kubernetes ConfigMaps. No secret here.
+# (docs/settings.md), set by compose and the Kubernetes ConfigMaps. No secret here.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

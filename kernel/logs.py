@@ -70,7 +70,7 @@ class JsonStreamHandler(logging.StreamHandler[Any]):
 def log_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
     """`logger.info(message, extra=fields)`, written straight to the handlers of
     `configure_logging` when they are the only ones on the logger's way to the root: the same
-    line without building a LogRecord, whose bookkeeping costs the hot path (README, Speed)."""
+    line without building a LogRecord, whose bookkeeping costs the hot path (docs/benchmarks.md)."""
     if not logger.isEnabledFor(logging.INFO):
         return
     handlers = logging.getLogger().handlers
@@ -190,3 +190,6 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = handlers
     root.setLevel(level.upper())
+    # Under MLflow's client, urllib3 warns of every refused connection it retries; the caller
+    # logs the outcome once (registry unreachable, model not ready), so only its errors stay.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

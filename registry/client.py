@@ -59,6 +59,20 @@ class Registry:
         with _translated(lambda: self._missing_version(name, version)):
             return self.client.get_model_version(name, str(version))
 
+    def registered_models(self) -> list[RegisteredModel]:
+        """Every registered model, by name (all pages of the search)."""
+        found: list[RegisteredModel] = []
+        token: str | None = None
+        with _translated(lambda: RegistryUnavailable("the registry did not answer")):
+            while True:
+                page = self.client.search_registered_models(
+                    max_results=200, order_by=["name ASC"], page_token=token
+                )
+                found.extend(page)
+                token = page.token
+                if not token:
+                    return found
+
     def versions(self, name: str) -> list[ModelVersion]:
         self.registered_model(name)
         with _translated(lambda: ModelNotFound(f"model '{name}' is not registered")):

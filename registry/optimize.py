@@ -46,6 +46,8 @@ class Optimized:
     status: str
     verification: Verification | None
     sha256: str | None = None
+    #: True when the version already had a verified twin and nothing was redone.
+    kept: bool = False
 
 
 def convert_and_verify(
@@ -75,8 +77,16 @@ def optimize_version(
     *,
     example: np.ndarray | None = None,
     options: LoadOptions | None = None,
+    force: bool = False,
 ) -> Optimized:
-    """Convert, verify and (when verified) store the ONNX twin of a registered version."""
+    """Convert, verify and (when verified) store the ONNX twin of a registered version.
+
+    A version whose twin is already verified keeps it (`kept`), unless `force`.
+    """
+    if not force:
+        tags = registry.version(name, version).tags or {}
+        if tags.get(ONNX_STATUS_TAG) == VERIFIED and tags.get(ONNX_SHA_TAG):
+            return Optimized(name, version, VERIFIED, None, tags[ONNX_SHA_TAG], kept=True)
     # The twin is made from the native runtime, so an existing twin is not loaded.
     base = options or LoadOptions()
     model = load_version(registry, name, version, dataclasses.replace(base, use_twin=False))

@@ -18,7 +18,7 @@ import orjson
 from limits import RateLimitItem, parse_many
 from redis import Redis
 
-from gateway.http.errors import GatewayError
+from kernel.errors import ModelgateError
 
 SCOPES = ("predict", "jobs", "admin")
 KEY_PREFIX = "mg_"
@@ -26,7 +26,8 @@ KEY_PREFIX = "mg_"
 SECRET_BYTES = 32
 
 
-class InvalidKeySpec(GatewayError):
+class InvalidKeySpec(ModelgateError):
+    # Not a GatewayError: `modelgate keys` imports this module, and must not import FastAPI.
     code = "invalid_key_spec"
 
 

@@ -35,7 +35,7 @@ def modelgate(
 def test_import_model_with_preprocessor_serves_the_same_predictions(
     tmp_path: Path, mlflow_server: MlflowServer, gateway_factory: GatewayFactory
 ) -> None:
-    # What SEED.md's users have on disk: a fitted preprocessor and a model fitted after it.
+    # What the legacy app's users have on disk: a fitted preprocessor and a model fitted after it.
     wine = load_wine(as_frame=True)
     frame = wine.data.rename(columns=lambda c: c.replace("/", "_"))
     scaler = StandardScaler().fit(frame.to_numpy())
@@ -104,9 +104,10 @@ def test_cli_promote_and_rollback_go_back_step_by_step(
     def production() -> str:
         return f"version {registry.alias_version('iris_cli', 'production')}"
 
-    listing = modelgate(mlflow_server, "versions", "iris_cli").stdout.splitlines()
-    assert len(listing) == 3 and "aliases production" in listing[0]
-    assert all("sha256 none" not in line for line in listing)
+    header, *listing = modelgate(mlflow_server, "versions", "iris_cli").stdout.splitlines()
+    assert header.split() == ["MODEL", "VERSION", "ALIASES", "SHA256", "ONNX", "RUN"]
+    assert len(listing) == 3 and listing[0].split()[:3] == ["iris_cli", "1", "production"]
+    assert all(line.split()[3] != "none" for line in listing)
     assert modelgate(mlflow_server, "promote", "iris_cli", "2").returncode == 0
     assert modelgate(mlflow_server, "promote", "iris_cli", "3").returncode == 0
     assert production() == "version 3"

@@ -1,4 +1,5 @@
-"""`modelgate jobs ...` (cli/jobs.py) against a fake gateway on an httpx MockTransport.
+"""`modelgate jobs ...` (cli/jobs.py, over the Python client) against a fake gateway on an httpx
+MockTransport.
 
 Every test runs in an empty temporary directory (no var/stack.env, no var/dev-api-key) with
 MODELGATE_GATEWAY_URL and MODELGATE_API_KEY unset, unless it writes them itself.
@@ -6,7 +7,6 @@ MODELGATE_GATEWAY_URL and MODELGATE_API_KEY unset, unless it writes them itself.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +19,8 @@ from click.testing import CliRunner, Result
 
 from cli import jobs as jobs_cli
 from cli.jobs import jobs
+from modelgate_client import Client, Connection
+from modelgate_client import client as client_module
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
 CSV_RESULTS = b"id,prediction,proba_0,proba_1,proba_2\na,0,0.9,0.05,0.05\nb,2,0.0,0.1,0.9\n"
@@ -104,10 +106,12 @@ def gateway(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGat
     monkeypatch.delenv("MODELGATE_API_KEY", raising=False)
     fake = FakeGateway(statuses=[status_body("succeeded", 2)])
     transport = StreamCheckingTransport(fake)
-    monkeypatch.setattr(
-        jobs_cli, "build_client", functools.partial(jobs_cli.build_client, transport=transport)
-    )
-    monkeypatch.setattr(jobs_cli.time, "sleep", lambda seconds: None)
+
+    def make_client(connection: Connection) -> Client:
+        return Client(connection=connection, transport=transport)
+
+    monkeypatch.setattr(jobs_cli, "make_client", make_client)
+    monkeypatch.setattr(client_module.time, "sleep", lambda seconds: None)
     yield fake
 
 
@@ -213,7 +217,8 @@ def test_submit_streams_the_file_with_its_content_type(
     assert request.headers["content-length"] == str(path.stat().st_size)
     assert gateway.bodies[-1] == path.read_bytes()
     assert gateway.streamed_uploads[-1], "the upload was read whole instead of streamed"
-    assert "idempotency-key" not in request.headers
+    # The client sets a key of its own, so that its retries never make a second job.
+    assert len(request.headers["idempotency-key"]) == 32
     assert "id_columns" not in request.url.params
 
 
@@ -300,7 +305,9 @@ def test_a_failed_job_exits_1_with_its_error_code(gateway: FakeGateway) -> None:
     result = run("submit", str(write_rows()), "--model", "iris", "--wait")
     assert result.exit_code == 1
     assert result.stdout == f"{JOB_ID}\n"  # the id is printed before waiting
-    assert result.stderr.splitlines()[-1] == "error: chunk_crashed: chunk 0 failed 3 times"
+    assert result.stderr.splitlines()[-1] == (
+        f"error: chunk_crashed: job {JOB_ID} failed: chunk 0 failed 3 times"
+    )
     assert "Traceback" not in result.output
     assert not any(r.url.path.endswith("/results") for r in gateway.requests)
     assert not Path(f"{JOB_ID}.csv").exists()
@@ -410,7 +417,8 @@ def test_list(gateway: FakeGateway, flag: list[str], params: dict[str, str]) -> 
     assert result.exit_code == 0, result.output
     assert dict(gateway.last().url.params) == params
     header, row = result.stdout.splitlines()
-    assert header.split() == ["JOB", "STATUS", "MODEL", "ROWS", "CREATED"]
-    assert row.split()[:4] == [JOB_ID, "running", "iris@3", "1/2"]
+    # The version is a column of its own: "iris@3" read like an alias.
+    assert header.split() == ["JOB", "STATUS", "MODEL", "VERSION", "ROWS", "CREATED"]
+    assert row.split()[:5] == [JOB_ID, "running", "iris", "3", "1/2"]
     as_json = run("list", "--json", *flag)
     assert json.loads(as_json.stdout) == {"jobs": [status_body("running", 1)]}

@@ -1,0 +1,227 @@
+"""The registry commands: models, versions, train, import, optimize, promote, rollback.
+
+They talk to the MLflow server only. Heavy modules (MLflow, scikit-learn, skops) are imported
+inside the commands, so listing them in `modelgate --help` costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cli.endpoints import registry_endpoint
+from cli.tables import echo_table
+
+if TYPE_CHECKING:
+    from registry.client import Registry
+
+
+def _registry(ctx: click.Context) -> Registry:
+    from kernel.settings import RegistrySettings
+    from registry.client import Registry, configure_mlflow_http
+
+    where = registry_endpoint(ctx)
+    settings = RegistrySettings(mlflow_tracking_uri=where.url)
+    configure_mlflow_http(settings)
+    return Registry(settings.mlflow_tracking_uri)
+
+
+def _wait_for(ctx: click.Context, seconds: float) -> None:
+    """Wait until the MLflow server answers its /health, quietly: `make up` starts it beside
+    this command, and MLflow's own retries would print a warning per refused connection."""
+    where = registry_endpoint(ctx)
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{where.url.rstrip('/')}/health", timeout=2):
+                return
+        except (OSError, urllib.error.URLError, ValueError):
+            if time.monotonic() >= deadline:
+                return  # the command's first request then fails with a typed, named error
+            time.sleep(0.5)
+
+
+def _published(name: str, alias: str, version: int, onnx_status: str, alias_set: bool) -> None:
+    click.echo(f"registered {name} version {version} (onnx: {onnx_status})")
+    if alias_set:
+        click.echo(f"alias {alias} -> version {version}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the registered models: their aliases, latest version and number of versions."""
+    registry = _registry(ctx)
+    rows: list[dict[str, Any]] = []
+    for model in registry.registered_models():
+        aliases = {alias: int(v) for alias, v in sorted((model.aliases or {}).items())}
+        numbers = [int(v.version) for v in model.latest_versions or []]
+        latest = max(numbers) if numbers else None
+        rows.append({"name": model.name, "latest_version": latest, "aliases": aliases})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = [("MODEL", "LATEST", "ALIASES")]
+    for row in rows:
+        named = ", ".join(f"{a} -> v{v}" for a, v in row["aliases"].items()) or "-"
+        shown = "-" if row["latest_version"] is None else f"v{row['latest_version']}"
+        table.append((str(row["name"]), shown, named))
+    echo_table(table)
+
+
+@click.command()
+@click.argument("name")
+@click.pass_context
+def versions(ctx: click.Context, name: str) -> None:
+    """List a model's versions, their aliases, digests and ONNX twins."""
+    from registry.digest import DIGEST_TAG
+    from registry.onnx_twin import onnx_status
+
+    registry = _registry(ctx)
+    by_version: dict[int, list[str]] = {}
+    for alias, version in registry.aliases(name).items():
+        by_version.setdefault(version, []).append(alias)
+    table = [("MODEL", "VERSION", "ALIASES", "SHA256", "ONNX", "RUN")]
+    for mv in registry.versions(name):
+        number = int(mv.version)
+        aliases = ",".join(sorted(by_version.get(number, []))) or "-"
+        digest = (mv.tags or {}).get(DIGEST_TAG, "")[:12] or "none"
+        table.append((name, str(number), aliases, digest, onnx_status(mv), str(mv.run_id)))
+    echo_table(table)
+
+
+@click.command()
+@click.option("--name", default="iris", show_default=True, help="Registered model name.")
+@click.option("--alias", default="production", show_default=True, help="Alias set if unset.")
+@click.option("--n-estimators", default=100, show_default=True, type=int)
+@click.option("--max-depth", default=3, show_default=True, type=int)
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--if-missing", is_flag=True, help="Do nothing when the model is registered.")
+@click.option("--onnx/--no-onnx", default=True, show_default=True, help="Add a verified ONNX twin.")
+@click.option("--wait-seconds", default=0.0, type=float, help="Wait this long for the server.")
+@click.pass_context
+def train(
+    ctx: click.Context,
+    name: str,
+    alias: str,
+    n_estimators: int,
+    max_depth: int,
+    seed: int,
+    if_missing: bool,
+    onnx: bool,
+    wait_seconds: float,
+) -> None:
+    """Train the demo iris forest (the legacy app's model) and register it as a new version."""
+    from registry.train import TrainOptions, train_and_register
+
+    if wait_seconds > 0:
+        _wait_for(ctx, wait_seconds)
+    registry = _registry(ctx)
+    if if_missing and registry.model_exists(name):
+        click.echo(f"model '{name}' is already registered; nothing to train")
+        return
+    options = TrainOptions(n_estimators=n_estimators, max_depth=max_depth, seed=seed)
+    published = train_and_register(registry, options, name=name, alias=alias, onnx=onnx)
+    _published(name, alias, published.version, published.onnx_status, published.alias_set)
+
+
+@click.command(name="import")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Registered model name.")
+@click.option(
+    "--preprocessor",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A joblib file with a fitted transformer, applied before the model.",
+)
+@click.option(
+    "--sample",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A CSV with a header row, to infer feature names and types.",
+)
+@click.option("--alias", default="production", show_default=True, help="Alias set if unset.")
+@click.option("--onnx/--no-onnx", default=True, show_default=True, help="Add a verified ONNX twin.")
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    model_file: Path,
+    name: str,
+    preprocessor: Path | None,
+    sample: Path | None,
+    alias: str,
+    onnx: bool,
+) -> None:
+    """Register an existing joblib model (model.pkl) and optional preprocessor."""
+    from registry.importer import import_joblib
+
+    published = import_joblib(
+        _registry(ctx),
+        model_file,
+        name=name,
+        preprocessor_path=preprocessor,
+        sample_path=sample,
+        alias=alias,
+        onnx=onnx,
+    )
+    _published(name, alias, published.version, published.onnx_status, published.alias_set)
+
+
+@click.command()
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--force", is_flag=True, help="Convert and verify again a version already verified.")
+@click.pass_context
+def optimize(ctx: click.Context, name: str, version: int, force: bool) -> None:
+    """Convert a registered version to ONNX, verify it against scikit-learn, keep it if equal."""
+    from registry.optimize import optimize_version
+
+    result = optimize_version(_registry(ctx), name, version, force=force)
+    if result.kept:
+        click.echo(
+            f"{name} version {version}: onnx already verified (sha256 {result.sha256}); "
+            "nothing redone (--force converts and verifies again)"
+        )
+        return
+    click.echo(f"{name} version {version}: onnx {result.status}")
+    check = result.verification
+    if check is not None:
+        click.echo(
+            f"verified on {check.rows} rows ({check.threshold_rows} on split thresholds): "
+            f"{check.label_mismatches} label mismatches, "
+            f"largest difference {check.max_abs_diff:.2g}"
+        )
+    if result.sha256:
+        click.echo(f"sha256 {result.sha256}")
+
+
+@click.command(name="promote")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--alias", default="production", show_default=True)
+@click.pass_context
+def promote_(ctx: click.Context, name: str, version: int, alias: str) -> None:
+    """Point an alias at a version; the previous one goes onto the alias history."""
+    from registry.aliases import promote
+
+    move = promote(_registry(ctx), name, version, alias)
+    click.echo(f"{name}@{alias}: {move.previous or '-'} -> {move.current}")
+
+
+@click.command(name="rollback")
+@click.argument("name")
+@click.option("--alias", default="production", show_default=True)
+@click.pass_context
+def rollback_(ctx: click.Context, name: str, alias: str) -> None:
+    """Point an alias back at the version it had before the last promotion."""
+    from registry.aliases import read_history, rollback
+
+    registry = _registry(ctx)
+    move = rollback(registry, name, alias)
+    left = len(read_history(registry, name, alias))
+    click.echo(f"{name}@{alias}: {move.previous or '-'} -> {move.current} ({left} left in history)")
