@@ -140,5 +140,6 @@ class KeyRing:
         if key is None:
             raise Unauthorized("Invalid or missing API key")
         if scope not in key.scopes:
-            raise Forbidden("this API key may not use this route")
+            granted = ", ".join(key.scopes) or "none"
+            raise Forbidden(f"this route needs the '{scope}' scope; this API key has: {granted}")
         return key

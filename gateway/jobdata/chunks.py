@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from kernel.errors import InvalidInput
 from registry.signature import quote_names
@@ -30,6 +31,16 @@ class Chunk:
     """Positional rows in signature order."""
     ids: list[list[Any]] | None
     """Per row, the values of its id columns (in id_columns order); None without ids."""
+
+
+def unknown_columns(prefix: str, unknown: Sequence[str]) -> InvalidInput:
+    """Columns neither features nor id columns: name them, and say how ids are passed through."""
+    return InvalidInput(
+        f"{prefix}: unknown column(s) {quoted(unknown)}; a column to carry through to the "
+        "results is an id column: name it in the id_columns query parameter "
+        f"(?id_columns={quote(','.join(str(u)[:64] for u in unknown[:3]), safe=',')}; "
+        "modelgate jobs submit --id-columns)"
+    )
 
 
 def quoted(names: Sequence[str]) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import IO, Any
 
-from gateway.jobdata.chunks import Chunk, no_rows, quoted, too_many, where
+from gateway.jobdata.chunks import Chunk, no_rows, quoted, too_many, unknown_columns, where
 from kernel.errors import InvalidInput
 from registry.signature import Signature
 
@@ -58,7 +58,7 @@ def _check_header(
     known = set(signature.names) | set(id_columns)
     unknown = [name for name in header if name not in known]
     if unknown:
-        raise InvalidInput(f"line {line} (header): unknown column(s) {quoted(unknown)}")
+        raise unknown_columns(f"line {line} (header)", unknown)
     return position
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.jobdata.chunks import JSON_SCALARS, quoted, where
+from gateway.jobdata.chunks import JSON_SCALARS, quoted, unknown_columns, where
 from kernel.errors import InvalidInput
 from registry.signature import Signature
 
@@ -60,7 +60,7 @@ class RowChecker:
                     )
         if len(record) != self.expected_keys:
             unknown = [str(key) for key in record if key not in self.known]
-            raise InvalidInput(f"{where(index, line)}: unknown column(s) {quoted(unknown)}")
+            raise unknown_columns(where(index, line), unknown)
         found = self.row_problem(values)
         if found is not None:
             raise _misfit(found, index, line)
