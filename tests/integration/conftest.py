@@ -45,7 +45,7 @@ def registry(mlflow_server: MlflowServer) -> Registry:
 
 @pytest.fixture(scope="session")
 def iris(registry: Registry) -> dict[int, LoadedModel]:
-    """`iris` with version 1 (SEED.md's forest, alias production) and a different version 2."""
+    """`iris` with version 1 (the legacy app's forest, alias production) and a different one, 2."""
     first = train_and_register(registry, TrainOptions(), name="iris")
     second = train_and_register(registry, V2_OPTIONS, name="iris")
     return {v: load_version(registry, "iris", v) for v in (first.version, second.version)}
@@ -65,6 +65,20 @@ def redis_cache(workdir: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+#: Gateways and workers the factories started for the test module now running (the shared
+#: session gateway aside). They are stopped when the module ends: an idle gateway still polls
+#: MLflow and Redis every 0.3 s, and on two cores a session's worth of them slows every test.
+_MODULE_PROCESSES: list[Gateway | Worker] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_the_modules_processes() -> Iterator[None]:
+    yield
+    started = list(_MODULE_PROCESSES)
+    _MODULE_PROCESSES.clear()
+    stop_all(started)
 
 
 GatewayFactory = Callable[..., Gateway]
@@ -106,9 +120,12 @@ def gateway_factory(
     """Start gateways with test-fast settings; each is stopped at the end of the session."""
     started: list[Gateway] = []
 
-    def start(ready: bool = True, api_key: str | None = "new", **settings: str) -> Gateway:
+    def start(
+        ready: bool = True, api_key: str | None = "new", session: bool = False, **settings: str
+    ) -> Gateway:
         """A gateway with `settings` (MODELGATE_ names, lower case, without the prefix); with
-        `api_key="new"` a key with every scope is created in its Redis first."""
+        `api_key="new"` a key with every scope is created in its Redis first. It is stopped
+        when the test module ends, or with `session` when the session does."""
         env = {
             **JOB_SETTINGS,
             "MODELGATE_MLFLOW_TRACKING_URI": mlflow_server.url,
@@ -129,6 +146,8 @@ def gateway_factory(
             api_key = make_key(env["MODELGATE_REDIS_URL"])
         gateway = Gateway(workdir / "gateways", env, api_key)
         started.append(gateway)
+        if not session:
+            _MODULE_PROCESSES.append(gateway)
         try:
             gateway.start(ready=ready)
         except TimeoutError:
@@ -159,6 +178,7 @@ def worker_factory(
         env.update({f"MODELGATE_{k.upper()}": v for k, v in settings.items()})
         worker = Worker(workdir / "workers", env)
         started.append(worker)
+        _MODULE_PROCESSES.append(worker)
         try:
             worker.start()
         except TimeoutError:
@@ -173,4 +193,4 @@ def worker_factory(
 @pytest.fixture(scope="session")
 def gateway(gateway_factory: GatewayFactory, iris: dict[int, LoadedModel]) -> Gateway:
     """One shared gateway serving iris@production; tests must not move that alias."""
-    return gateway_factory(max_sync_rows="1000", max_body_bytes="65536")
+    return gateway_factory(max_sync_rows="1000", max_body_bytes="65536", session=True)
