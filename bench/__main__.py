@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from bench.batch import measure
+from bench.cli_timing import cli_checks, measure_cli
 from bench.stack import Stack
 from bench.wrk import Load, run_wrk
 from devstack.processes import Gateway, Service, Worker
@@ -55,7 +56,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3, help="wrk warm-up per server")
     parser.add_argument("--connections", default="1,16,64", help="wrk concurrencies")
     parser.add_argument("--batch-rows", type=int, default=1_000_000, help="0 skips the job")
-    parser.add_argument("--only", default="", help="comma-separated target names (debugging)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated target names, `cli` among them (debugging)"
+    )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="modelgate-bench-"))
@@ -68,9 +71,12 @@ def main() -> None:
         batch = None
         if args.batch_rows and not args.only:
             batch = measure_batch(stack, workdir, args.batch_rows)
+        cli = measure_cli(stack) if not args.only or "cli" in args.only.split(",") else None
     finally:
         stack.close()
     report = build_report(targets, batch, connections, args, time.time() - started)
+    report["cli"] = cli
+    report["checks"].extend(cli_checks(cli or {}))
     print_report(report)
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -104,7 +110,7 @@ def targets_to_run() -> list[tuple[Target, Callable[[Stack], tuple[Service, str]
             Target("cache_hits", "Modelgate, repeated rows (cache hits)", "v1", repeat=100),
             modelgate(runtime="sklearn", cache_mode="sklearn"),
         ),
-        (Target("seed", "SEED.md app (joblib, uvicorn x1)", "features"), Stack.seed_app),
+        (Target("seed", "hand-written app (joblib, uvicorn x1)", "features"), Stack.seed_app),
         (Target("mlflow", "mlflow models serve", "mlflow"), Stack.mlflow_serve),
         (Target("ceiling", "bare FastAPI + onnxruntime", "features"), Stack.ceiling_app),
     ]

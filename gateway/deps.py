@@ -23,7 +23,7 @@ async def authorize(request: Request, scope: str, kind: str) -> ApiKey:
     """Authenticate the key, check `scope`, then count the `kind` limit.
 
     The prediction routes call this directly instead of through `Depends`: FastAPI re-inspects
-    every dependency on every request (README, Speed)."""
+    every dependency on every request (docs/benchmarks.md)."""
     state: GatewayState = request.app.state.gateway
     try:
         key = state.keys.authenticate(request.headers, scope)

@@ -89,7 +89,8 @@ class SharedSettings(RegistrySettings):
     """Also write the JSON logs to this file, rotated by size; stdout only when unset."""
 
     log_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    """Size at which the log file is rotated (as SEED.md's app: 10 MB)."""
+    """Size at which the log file is rotated (10 MiB, as the hand-written app of
+    docs/legacy-api.md)."""
 
     log_file_backups: int = Field(default=5, ge=1)
     """Rotated log files kept beside the current one (`.1` is the newest)."""

@@ -1,4 +1,5 @@
-"""Import an existing joblib model (and preprocessor) as used by the hand-written app of SEED.md."""
+"""Import an existing joblib model (and preprocessor) as used by the hand-written app
+(docs/legacy-api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The demo model of SEED.md: a random forest on iris, trained and registered."""
+"""The demo model of the hand-written app (docs/legacy-api.md): a random forest on iris,
+trained and registered."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def train_iris(options: TrainOptions) -> tuple[RandomForestClassifier, pd.DataFr
     model = RandomForestClassifier(
         n_estimators=options.n_estimators, max_depth=options.max_depth, random_state=options.seed
     )
-    # Fitted on plain arrays, as SEED.md's clients send positional rows.
+    # Fitted on plain arrays, as the legacy API's clients send positional rows.
     model.fit(x_train.to_numpy(), y_train)
     accuracy = float(accuracy_score(y_test, model.predict(x_test.to_numpy())))
     return model, frame, accuracy

@@ -1,5 +1,6 @@
-"""SEED.md's hand-written app, as its users run it: joblib model, predict + predict_proba per
-request, FastAPI (its FastAPI variant) under uvicorn with one worker. Only for `make bench`."""
+"""The hand-written app of docs/legacy-api.md, as its users run it: joblib model, predict +
+predict_proba per request, FastAPI (its FastAPI variant) under uvicorn with one worker. Only
+for `make bench`."""
 
 from __future__ import annotations
 

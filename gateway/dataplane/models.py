@@ -138,7 +138,7 @@ class ModelManager:
             self._remember(previous)  # kept for a fast rollback and for pinned requests
         # What is loaded now (the libraries, the model) lives as long as the process: out of
         # the garbage collector's sight, a full collection no longer walks it and stalls every
-        # request (README, Speed).
+        # request (docs/benchmarks.md).
         gc.freeze()
         logger.info(
             "serving %s@%s version %s (was %s), loaded in %.0f ms",

@@ -1,7 +1,7 @@
 """The two prediction routes, served straight from the ASGI scope.
 
 FastAPI's per-request plumbing costs more than everything Modelgate does for a request (the
-profile is in README, Speed). `PredictRoutes` sits
+profile is in docs/benchmarks.md). `PredictRoutes` sits
 inside the request-id, body-limit and CORS middleware and hands `POST /v1/models/{model}/predict`
 and `POST /predict` to the same endpoint functions FastAPI would call, with the same error
 envelope. Every other request goes on to FastAPI, which also keeps documenting these routes.

@@ -1,4 +1,5 @@
-"""The legacy API: the hand-written app that users run today (SEED.md), kept as it was."""
+"""The legacy API: the hand-written app that users run today, kept as it was
+(docs/legacy-api.md)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ _BODY_DOC: dict[str, Any] = {
 
 
 def legacy_rows(body: Any) -> Any:
-    """The rows of SEED.md's `{"features": [[...], ...]}`."""
+    """The rows of the legacy `{"features": [[...], ...]}` (docs/legacy-api.md)."""
     if not isinstance(body, dict) or "features" not in body:
         raise InvalidInput("the body must be a JSON object with 'features', a list of rows")
     return body["features"]

@@ -69,7 +69,7 @@ def test_seed_api_unchanged(gateway: Gateway, iris: dict[int, LoadedModel]):
     assert response.status_code == 200
     assert set(response.json()) == {"predictions", "probabilities"}
     assert response.json()["predictions"] == iris[1].estimator.predict(np.asarray(row)).tolist()
-    # Some of SEED.md's clients send no Content-Type at all.
+    # Some of the legacy API's clients send no Content-Type at all (docs/legacy-api.md).
     bare = gateway.http.post("/predict", content=b'{"features": [[5.1, 3.5, 1.4, 0.2]]}')
     assert bare.status_code == 200 and bare.json() == response.json()
     assert gateway.http.get("/health").json() == {"status": "healthy", "model_loaded": True}
