@@ -42,11 +42,15 @@ UP_PROCS += mlflow trainer gateway worker
 UP_NEEDS_REDIS := $(filter redis cache,$(UP_PROCS))
 
 PYTEST_ARGS ?=
+# `make test` runs the suite in this many pytest-xdist processes, a test module per process at a
+# time (--dist loadfile: a module's fixtures stay in one process). Each starts its own Redis and
+# MLflow; most integration tests wait on processes, so three share two cores well.
+TEST_WORKERS ?= 3
 
 # A URL as printed: any password replaced by ***.
 mask = $(shell printf '%s' '$(1)' | sed -E 's#//[^/@]*@#//***@#')
 
-.PHONY: help venv redis-check tools-check up lint format test unit integration bench load clean
+.PHONY: help venv redis-check tools-check up lint format test docs unit integration bench load clean
 
 help: ## List the targets (this text)
 	@echo "Modelgate: make <target> [VAR=value ...]"
@@ -58,11 +62,11 @@ help: ## List the targets (this text)
 
 venv: $(VENV_STAMP) ## Create the venv (VENV, default .venv) and install the pinned dependencies
 
-$(VENV_STAMP): pyproject.toml constraints.txt
+$(VENV_STAMP): pyproject.toml constraints.txt client/pyproject.toml
 	@test -x $(VENV)/bin/python || command -v $(PYTHON) >/dev/null \
 		|| { echo "$(PYTHON) not found: install Python 3.11, or run make PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]' -e './client[pandas]'
 	touch $@
 
 # Debian packages the tests and benchmarks run for real: command:package pairs.
@@ -116,15 +120,19 @@ up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo t
 lint: venv ## Run ruff (lint and format check) and mypy
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
-	$(VENV_BIN)/mypy kernel runtime registry jobs gateway worker cli devstack bench
+	$(VENV_BIN)/mypy kernel runtime registry jobs gateway worker cli devstack bench client/modelgate_client
 
 format: venv ## Format the code with ruff and apply ruff's safe fixes
 	$(VENV_BIN)/ruff format .
 	$(VENV_BIN)/ruff check --fix .
 
-test: venv tools-check ## Run the linters and the whole test suite (real Redis and MLflow; PYTEST_ARGS=...)
+test: venv tools-check ## Run the linters, the docs build and the whole test suite (real Redis and MLflow; PYTEST_ARGS=...)
 	@$(MAKE) --no-print-directory lint
-	$(VENV_BIN)/pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory docs
+	$(VENV_BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+docs: venv ## Build the docs site with mkdocs --strict (any broken link or warning fails) into var/site
+	NO_MKDOCS_2_WARNING=1 $(VENV_BIN)/mkdocs build --strict --quiet --site-dir $(VAR_DIR)/site
 
 unit: venv ## Run the unit tests only (no services)
 	$(VENV_BIN)/pytest tests/unit $(PYTEST_ARGS)
