@@ -84,12 +84,15 @@ def _stop_the_modules_processes() -> Iterator[None]:
 GatewayFactory = Callable[..., Gateway]
 WorkerFactory = Callable[..., Worker]
 
-#: Settings shared by test gateways and workers: small chunks, a short visibility timeout.
+#: Settings shared by test gateways and workers: small chunks, a short visibility timeout. The
+#: task time limit (soft: 5 s less) must outlast a chunk whose worker child was just killed and
+#: reloads its model while three test processes share two cores; the visibility timeout must
+#: outlast the time limit, or a running chunk would be delivered twice.
 JOB_SETTINGS = {
     "MODELGATE_CHUNK_SIZE": "5000",
-    "MODELGATE_VISIBILITY_TIMEOUT_SECONDS": "20",
+    "MODELGATE_VISIBILITY_TIMEOUT_SECONDS": "30",
     "MODELGATE_UNACKED_RESTORE_INTERVAL_SECONDS": "1",
-    "MODELGATE_TASK_TIME_LIMIT_SECONDS": "15",
+    "MODELGATE_TASK_TIME_LIMIT_SECONDS": "25",
     "MODELGATE_MAX_RUNNING_JOBS_PER_OWNER": "50",
     "MODELGATE_MAX_STORED_ROWS_PER_OWNER": "100000000",
 }
@@ -133,7 +136,8 @@ def gateway_factory(
             "MODELGATE_CACHE_URL": redis_cache.url,
             "MODELGATE_KEY_PREFIX": KEY_PREFIX,
             "MODELGATE_KEYS_REFRESH_SECONDS": "0.3",
-            "MODELGATE_REFRESH_SECONDS": "0.3",
+            # Each refresh asks MLflow for every served alias: 1 s unless a test needs faster.
+            "MODELGATE_REFRESH_SECONDS": "1.0",
             "MODELGATE_MODEL_LOAD_RETRY_SECONDS": "0.3",
             "MODELGATE_REGISTRY_MAX_RETRIES": "0",
             "MODELGATE_REGISTRY_TIMEOUT_SECONDS": "5",

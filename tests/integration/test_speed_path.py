@@ -17,6 +17,7 @@ from sklearn.datasets import load_iris
 from devstack.processes import VENV_BIN, Gateway, MlflowServer, RedisServer, free_port
 from registry.client import Registry
 from registry.model import LoadedModel
+from registry.onnx_twin import ONNX_SHA_TAG
 from registry.train import TrainOptions, train_and_register
 from tests.integration.conftest import GatewayFactory
 
@@ -146,6 +147,12 @@ def test_optimize_gives_a_live_version_its_onnx_twin(
     assert result.returncode == 0, result.stderr
     assert f"plain version {published.version}: onnx verified" in result.stdout
     assert "0 label mismatches" in result.stdout and "on split thresholds" in result.stdout
+    sha = registry.version("plain", published.version).tags[ONNX_SHA_TAG]
+    # Asked again, it keeps the verified twin rather than silently redoing it.
+    again = subprocess.run(result.args, capture_output=True, text=True, timeout=180, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "onnx already verified" in again.stdout and "--force" in again.stdout
+    assert registry.version("plain", published.version).tags[ONNX_SHA_TAG] == sha
 
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
