@@ -108,10 +108,16 @@ def test_sigterm_mid_job_finishes_or_requeues_and_the_job_completes_exactly(
     )
     assert unacked == 0
     assert 0 < at_exit < ROWS, "the signal must land mid-job"
-    assert queued == chunks_left
     if target == "main process":
+        assert queued == chunks_left
         # Warm: the pool processes finished what they were running, none was killed.
         assert "WorkerLostError" not in log
+    else:
+        # The pool children got the signal too: one may stop between storing its chunk and
+        # acknowledging it, which puts the chunk back once more (at-least-once delivery). Nothing
+        # may be missing; a repeat is skipped, as _exactly_once checks below.
+        concurrency = 2  # the test workers' MODELGATE_WORKER_CONCURRENCY
+        assert chunks_left <= queued <= chunks_left + concurrency
 
     second = worker_factory(**settings)
     restarted = time.monotonic()
