@@ -21,7 +21,6 @@ import click
 #: The defaults of the settings classes (kernel/settings.py), which `make up` also uses.
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6380/0"
-DEFAULT_GATEWAY_URL = "http://127.0.0.1:8000"
 
 _PASSWORD = re.compile(r"//[^/@]*@")
 

@@ -18,16 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from cli.endpoints import DEFAULT_GATEWAY_URL
 from cli.errors import CliError
 from cli.tables import echo_table
+from modelgate_client.config import DEFAULT_GATEWAY_URL
 
 if TYPE_CHECKING:
     from modelgate_client import Client, Connection, Job
 
 F = TypeVar("F", bound=Callable[..., Any])
-#: The formats by suffix, as the client reads them (checked before anything is sent).
-SUFFIXES = (".csv", ".ndjson", ".jsonl", ".json")
 
 
 def make_client(connection: Connection) -> Client:
@@ -78,12 +76,13 @@ def connection_options(command: F) -> F:
 
 
 def _suffix(path: Path, what: str) -> None:
-    if path.suffix.lower() not in SUFFIXES:
-        raise click.BadParameter(
-            f"cannot tell the format of {path.name!r} from its suffix; "
-            f"use one of {', '.join(SUFFIXES)}",
-            param_hint=what,
-        )
+    """Refuse, as a usage error, a file whose format the client cannot tell from its suffix."""
+    from modelgate_client import UnsupportedFormat, format_for_path
+
+    try:
+        format_for_path(path)
+    except UnsupportedFormat as exc:
+        raise click.BadParameter(exc.message, param_hint=what) from None
 
 
 class JobsGroup(click.Group):
