@@ -6,10 +6,11 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from redis import Redis
 
-from devstack.processes import Gateway, MlflowServer, RedisServer, Worker, stop_all
+from devstack.processes import Gateway, MlflowServer, RedisServer, Worker, stop_all, wait_until
 from gateway.guard.keys import SCOPES, KeyStore
 from kernel.settings import RegistrySettings
 from registry.client import Registry, configure_mlflow_http
@@ -114,6 +115,15 @@ def make_key(redis_url: str, **options: object) -> str:
     with Redis.from_url(redis_url) as redis:
         _, value = KeyStore(redis, KEY_PREFIX).create(**spec)  # type: ignore[arg-type]
     return value
+
+
+def known(gateway: Gateway, key: str) -> None:
+    """Wait until the gateway's key snapshot holds `key` (refreshed every 0.3 s in tests)."""
+    wait_until(
+        lambda: httpx.get(gateway.url + "/v1/jobs", headers={"X-API-Key": key}).status_code != 401,
+        10,
+        "the new key",
+    )
 
 
 @pytest.fixture(scope="session")

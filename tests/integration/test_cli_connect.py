@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from devstack.processes import Gateway, RedisServer
-from tests.integration.conftest import KEY_PREFIX, make_key
+from tests.integration.conftest import KEY_PREFIX, known, make_key
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -47,9 +47,11 @@ def user_config(tmp_path: Path, gateway: Gateway, redis_durable: RedisServer) ->
     home = tmp_path / "home"
     config = home / ".config" / "modelgate" / "config"
     config.parent.mkdir(parents=True)
+    key = make_key(redis_durable.url, owner="cli-config")
+    known(gateway, key)
     config.write_text(
         f"# written by the test\nMODELGATE_GATEWAY_URL={gateway.url}\n"
-        f"MODELGATE_API_KEY={make_key(redis_durable.url, owner='cli-config')}\n"
+        f"MODELGATE_API_KEY={key}\n"
         f"MODELGATE_REDIS_URL={redis_durable.url}\nMODELGATE_KEY_PREFIX={KEY_PREFIX}\n"
     )
     return home
@@ -78,6 +80,7 @@ def test_stack_env_is_found_from_a_subdirectory_and_wins_over_the_user_config(
     (checkout / "var" / "stack.env").write_text(f"MODELGATE_GATEWAY_URL={gateway.url}\n")
     key = make_key(redis_durable.url, owner="from-dev-key")
     (checkout / "var" / "dev-api-key").write_text(key + "\n")
+    known(gateway, key)
     below = checkout / "a" / "b"
     below.mkdir(parents=True)
     # The user config names a dead gateway: the checkout's files must win over it.

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import modelgate_client as mg
-from devstack.processes import Gateway, RedisServer, Worker, free_port, wait_until
+from devstack.processes import Gateway, RedisServer, Worker, free_port
 from registry.model import LoadedModel
-from tests.integration.conftest import GatewayFactory, WorkerFactory, make_key
+from tests.integration.conftest import GatewayFactory, WorkerFactory, known, make_key
 from tests.integration.test_jobs import FEATURES, csv_body, make_rows
 
 ROWS = make_rows(40, seed=21)
@@ -46,15 +46,6 @@ def idle(
         started.stop()
     finally:
         redis.stop()
-
-
-def known(gateway: Gateway, key: str) -> None:
-    """Wait until the gateway's key snapshot holds `key` (refreshed every 0.3 s)."""
-    wait_until(
-        lambda: httpx.get(gateway.url + "/v1/jobs", headers={"X-API-Key": key}).status_code != 401,
-        10,
-        "the new key",
-    )
 
 
 def expected(iris: dict[int, LoadedModel], rows: np.ndarray) -> tuple[list, np.ndarray]:
