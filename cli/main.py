@@ -23,6 +23,7 @@ COMMANDS = {
     "train": "cli.models:train",
     "import": "cli.models:import_",
     "optimize": "cli.models:optimize",
+    "adopt": "cli.adopt:adopt",
     "promote": "cli.models:promote_",
     "rollback": "cli.models:rollback_",
     "keys": "cli.keys:keys",
@@ -58,7 +59,7 @@ class RootGroup(LazyGroup):
 def main(ctx: click.Context, tracking_uri: str | None) -> None:
     """Modelgate: serve the models of an MLflow registry behind one gateway.
 
-    Registry commands (models, versions, train, import, optimize, promote, rollback) talk to
+    Registry commands (models, versions, train, import, adopt, optimize, promote, rollback) talk to
     MLflow; `keys` to the durable Redis; `jobs` to the gateway.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -2,6 +2,7 @@
 
 ModelgateError
 ├── InvalidInput            invalid_input       rows that do not fit the signature
+├── PredictTimeout          predict_timeout     a pyfunc model overran its time limit
 └── RegistryError
     ├── ModelNotFound       model_not_found
     ├── AliasNotFound       alias_not_found
@@ -26,6 +27,10 @@ class ModelgateError(Exception):
 
 class InvalidInput(ModelgateError):
     code = "invalid_input"
+
+
+class PredictTimeout(ModelgateError):
+    code = "predict_timeout"
 
 
 class RegistryError(ModelgateError):

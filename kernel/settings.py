@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: `make up` records the addresses it used here, so that the CLI needs no flags.
@@ -72,15 +73,47 @@ class SharedSettings(RegistrySettings):
     max_stored_rows_per_owner: int = Field(default=5_000_000, ge=1)
     """Rows one owner may keep stored across unexpired jobs (inputs and results)."""
 
-    runtime: Literal["auto", "sklearn"] = "auto"
+    runtime: Literal["auto", "native", "sklearn"] = "auto"
     """Model runtime: `auto` serves a version's verified ONNX twin with onnxruntime when it has
-    one (`modelgate optimize`), else scikit-learn; `sklearn` always uses scikit-learn."""
+    one (`modelgate optimize`), else its native library (scikit-learn, XGBoost, LightGBM,
+    CatBoost, pyfunc); `native` always uses the native library (`sklearn` is its old name)."""
+
+    trust: Literal["first-use", "strict"] = "first-use"
+    """Artifact integrity. `first-use`: a version without a recorded SHA-256 (logged the
+    ordinary MLflow way) gets one recorded by the first gateway or worker that loads it, and
+    every later load verifies against it. `strict`: only versions registered by Modelgate or
+    vouched for with `modelgate adopt` are served."""
 
     allow_pickle: bool = False
-    """Load verified artifacts stored as pickle (skops is always allowed)."""
+    """Load pickle and cloudpickle artifacts (they run code when loaded), and then only versions
+    registered by Modelgate or vouched for with `modelgate adopt`, never on first use."""
 
-    trusted_type_prefixes: str = "sklearn.,numpy.,scipy."
-    """Modules whose types a skops artifact may ask to trust (comma-separated prefixes)."""
+    allow_pyfunc: bool = False
+    """Serve models that only have MLflow's `python_function` flavor: they run their author's
+    code, in the gateway's own environment (a model's requirements.txt is never installed).
+    Like pickle, only versions registered by Modelgate or vouched for with `modelgate adopt`."""
+
+    pyfunc_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Longest a pyfunc model's predict may take per call before the request fails (504)."""
+
+    trusted_type_prefixes: str = "sklearn.,numpy.,scipy.,xgboost.,lightgbm.,catboost."
+    """Modules whose types a skops artifact may ask to trust (comma-separated prefixes); a
+    standard-library module is never accepted as a prefix (see `trusted_types`)."""
+
+    trusted_types: str = "collections.OrderedDict"
+    """Types a skops artifact may ask to trust by exact name (comma-separated), for the
+    standard-library types that LightGBM's skops files ask for."""
+
+    @field_validator("trusted_type_prefixes")
+    @classmethod
+    def _no_stdlib_prefix(cls, value: str) -> str:
+        for prefix in (p.strip() for p in value.split(",") if p.strip()):
+            if prefix.split(".")[0] in sys.stdlib_module_names or prefix.split(".")[0] == "":
+                raise ValueError(
+                    f"'{prefix}' names a standard-library module: trust its types by exact name "
+                    "in MODELGATE_TRUSTED_TYPES instead"
+                )
+        return value
 
     model_dir: str | None = None
     """Scratch directory for artifact downloads (the system temp directory when unset)."""

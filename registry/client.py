@@ -104,6 +104,10 @@ class Registry:
         with _translated(lambda: self._missing_version(name, version)):
             self.client.set_model_version_tag(name, str(version), key, value)
 
+    def delete_version_tag(self, name: str, version: int, key: str) -> None:
+        with _translated(lambda: self._missing_version(name, version)):
+            self.client.delete_model_version_tag(name, str(version), key)
+
     def download_uri(self, name: str, version: int) -> str:
         with _translated(lambda: self._missing_version(name, version)):
             return str(self.client.get_model_version_download_uri(name, str(version)))

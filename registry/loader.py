@@ -1,34 +1,34 @@
 """Resolve a model version, download its artifact through the server, verify it, then load it.
 
-Nothing is deserialised before the artifact's SHA-256 matches the digest recorded at
-registration: the MLmodel file (which names the format and skops' trusted types) is covered too.
+Nothing is deserialised before the artifact's SHA-256 matches its recorded digest (recorded at
+registration, by `adopt`, or on first use: `registry.trust`): the MLmodel file, which names the
+flavor, the format and skops' trusted types, is covered too. `registry.flavors` loads the flavor.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import pickle
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow.artifacts
-import skops.io
-import yaml
 from mlflow.models import Model
 
 from kernel.errors import ArtifactRejected, RegistryError, RegistryUnavailable
 from kernel.loading import LoadOptions
 from registry.client import Registry
-from registry.digest import DIGEST_TAG, digest_matches
+from registry.flavors import choose_flavor, load_native, read_flavors
 from registry.model import LoadedModel
 from registry.onnx_twin import VERIFIED, fetch_onnx, onnx_status
-from registry.signature import signature_from_mlflow
-from runtime.sklearn import SklearnRuntime
+from registry.signature import Signature, signature_from_mlflow
+from registry.trust import settle_digest, vouched
+from runtime.base import NativeRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -41,36 +41,33 @@ def load_version(
 ) -> LoadedModel:
     """Download, verify and load one registered version; raises a RegistryError otherwise.
 
-    With `options.use_twin`, a version whose ONNX twin was verified (`modelgate optimize`)
-    answers with onnxruntime; when that file cannot be fetched or fails its checksum, the native
-    runtime (scikit-learn) answers.
+    The digest is checked (or, on first use, recorded: `registry.trust`) before anything is
+    deserialised. With `options.use_twin`, a version whose ONNX twin was verified
+    (`modelgate optimize`) answers with onnxruntime; when that file cannot be fetched or fails
+    its checksum, the native runtime answers.
     """
     options = options or LoadOptions()
     work_dir = options.work_dir
     model_version = registry.version(name, version)
-    expected = (model_version.tags or {}).get(DIGEST_TAG)
-    if not expected:
-        raise ArtifactRejected(f"model '{name}' version {version} has no recorded digest")
+    tags = dict(model_version.tags or {})
     with downloaded(registry, name, version, work_dir) as local:
-        if not digest_matches(local, expected):
-            logger.error("artifact digest mismatch for %s version %s: refused", name, version)
-            raise ArtifactRejected(
-                f"model '{name}' version {version} does not match its recorded SHA-256"
-            )
+        digest = settle_digest(registry, name, version, local, tags, options)
         try:
-            estimator = _deserialise(local, options.allow_pickle, options.trusted_prefixes)
-            mlmodel = Model.load(str(local))
-            signature = signature_from_mlflow(
-                mlmodel.signature.inputs if mlmodel.signature else None,
-                getattr(estimator, "n_features_in_", None),
-            )
+            flavors = read_flavors(local)
+            flavor = choose_flavor(flavors, options)
+        except ArtifactRejected as exc:
+            raise ArtifactRejected(f"model '{name}' version {version}: {exc.message}") from None
+        native = _load_native(name, version, local, flavors, flavor, options, vouched(tags))
+        try:
+            signature = _signature(local, native)
         except ArtifactRejected:
             raise
-        except Exception as exc:  # untrusted types, version skew, a broken file: all "refused"
-            logger.error(
-                "model %s version %s could not be loaded: %s", name, version, type(exc).__name__
-            )
-            raise ArtifactRejected(f"model '{name}' version {version} could not be loaded") from exc
+        except Exception as exc:
+            raise ArtifactRejected(
+                f"model '{name}' version {version} has no usable input signature: "
+                f"{getattr(exc, 'message', type(exc).__name__)}"
+            ) from exc
+        size = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
     metrics: dict[str, float] = {}
     if model_version.run_id:
         try:
@@ -82,10 +79,11 @@ def load_version(
         version=int(version),
         run_id=model_version.run_id,
         signature=signature,
-        native=SklearnRuntime(estimator, signature.names, signature.all_numeric),
-        digest=expected,
+        native=native,
+        digest=digest,
         metrics=metrics,
         twin_status=onnx_status(model_version),
+        artifact_bytes=size,
     )
     if not options.use_twin:
         return model
@@ -94,7 +92,9 @@ def load_version(
     try:
         twin = fetch_onnx(registry.tracking_uri, model_version, model.classes, work_dir)
     except RegistryError as exc:
-        logger.warning("model %s version %s stays on scikit-learn: %s", name, version, exc.message)
+        logger.warning(
+            "model %s version %s stays on %s: %s", name, version, native.name, exc.message
+        )
         # A download that failed is tried again at a later load (the gateway's next refresh);
         # a file that fails its checksum or that onnxruntime cannot open is refused for good.
         verdict = "unavailable" if isinstance(exc, RegistryUnavailable) else "refused"
@@ -102,36 +102,66 @@ def load_version(
     return dataclasses.replace(model, twin=twin)
 
 
-def _deserialise(local: Path, allow_pickle: bool, trusted_prefixes: tuple[str, ...]) -> Any:
-    flavor = _sklearn_flavor(local)
-    path = local / flavor["pickled_model"]
-    fmt = flavor.get("serialization_format", "pickle")
-    if fmt == "skops":
-        # The artifact names the types it wants trusted; whoever can register a model can write
-        # that list, so only types under the configured module prefixes are ever trusted.
-        trusted = [str(t) for t in flavor.get("skops_trusted_types") or []]
-        refused = [t for t in trusted if not t.startswith(trusted_prefixes)]
-        if refused:
-            raise ArtifactRejected(
-                f"the artifact asks to trust types outside the allowed modules: {refused[:3]}"
-            )
-        return skops.io.load(path, trusted=trusted)
-    if fmt in ("pickle", "cloudpickle") and allow_pickle:
-        with path.open("rb") as handle:
-            return pickle.load(handle)  # noqa: S301 - verified artifact, opt-in setting
-    raise ArtifactRejected(f"serialization format '{fmt}' is not allowed")
-
-
-def _sklearn_flavor(local: Path) -> dict[str, Any]:
+def _load_native(
+    name: str,
+    version: int,
+    local: Path,
+    flavors: dict[str, Any],
+    flavor: str,
+    options: LoadOptions,
+    vouched: bool,
+) -> NativeRuntime:
+    """The flavor's runtime; every failure is a lasting ArtifactRejected with its reason."""
+    skew = _sklearn_skew(flavors)
     try:
-        with (local / "MLmodel").open() as handle:
-            flavors = yaml.safe_load(handle).get("flavors", {})
-    except (OSError, yaml.YAMLError, AttributeError) as exc:
-        raise ArtifactRejected("the artifact has no readable MLmodel file") from exc
-    flavor = flavors.get("sklearn")
-    if not isinstance(flavor, dict) or "pickled_model" not in flavor:
-        raise ArtifactRejected("the artifact is not an MLflow scikit-learn model")
-    return flavor
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # version warnings are ours to tell, once, below
+            native = load_native(local, flavors, flavor, options, vouched)
+    except ArtifactRejected as exc:
+        raise ArtifactRejected(f"model '{name}' version {version}: {exc.message}") from None
+    except Exception as exc:  # untrusted types, version skew, a broken file: all "refused"
+        logger.error(
+            "model %s version %s could not be loaded: %s", name, version, type(exc).__name__
+        )
+        reason = f"{type(exc).__name__}"
+        if skew is not None:
+            reason = f"it was saved with scikit-learn {skew[0]}, this is {skew[1]} ({reason})"
+        raise ArtifactRejected(
+            f"model '{name}' version {version} could not be loaded: {reason}"
+        ) from exc
+    if skew is not None:
+        logger.warning(
+            "model %s version %s was saved with scikit-learn %s and loads under %s: "
+            "retrain or re-register it to match",
+            name,
+            version,
+            *skew,
+            extra={"model": name, "model_version": version},
+        )
+    return native
+
+
+def _sklearn_skew(flavors: dict[str, Any]) -> tuple[str, str] | None:
+    """(saved, installed) scikit-learn versions when they differ, else None."""
+    saved = str((flavors.get("sklearn") or {}).get("sklearn_version") or "")
+    if not saved:
+        return None
+    import sklearn
+
+    return None if saved == sklearn.__version__ else (saved, sklearn.__version__)
+
+
+def _signature(local: Path, native: NativeRuntime) -> Signature:
+    """The MLmodel signature, or the model's own feature names; binds the runtime to it."""
+    mlmodel = Model.load(str(local))
+    signature = signature_from_mlflow(
+        mlmodel.signature.inputs if mlmodel.signature else None,
+        native.n_features,
+        feature_names=native.feature_names,
+        missing_ok=native.takes_missing,
+    )
+    native.bind(signature.names, signature.all_numeric)
+    return signature
 
 
 @contextmanager

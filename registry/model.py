@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,15 +34,29 @@ class LoadedModel:
     twin: Runtime | None = field(default=None, repr=False, compare=False)
     #: Why the version runs on its runtime: "verified", "not converted", a refusal reason...
     twin_status: str = "not converted"
+    #: Size of the artifact on disk: the approximate memory the loaded version holds.
+    artifact_bytes: int = 0
 
     @property
     def runtime(self) -> Runtime:
         """The runtime that answers: the twin when there is one, else the native runtime."""
         return self.twin if self.twin is not None else self.native
 
+    def runtime_for(self, rows: Iterable[list[Any]]) -> Runtime:
+        """The runtime that answers these rows: the twin, unless a row holds a missing value.
+        A twin is verified on complete rows; a converter may send NaN down another branch than
+        the library does (skl2onnx's forests do), so missing values go to the native runtime."""
+        if self.twin is None or self.signature.has_missing(rows):
+            return self.native
+        return self.twin
+
     @property
     def model_type(self) -> str:
         return self.native.model_type
+
+    @property
+    def flavor(self) -> str:
+        return self.native.flavor
 
     @property
     def classes(self) -> list[Any] | None:
@@ -65,7 +79,7 @@ class LoadedModel:
         float32): the runtime's ValueError then becomes InvalidInput, never a server error.
         """
         try:
-            return self.runtime.predict(rows)
+            return self.runtime_for(rows).predict(rows)
         except (ValueError, OverflowError) as exc:
             logger.info("model %s v%s refused rows: %s", self.name, self.version, type(exc))
             raise InvalidInput(
@@ -78,6 +92,7 @@ class LoadedModel:
             "version": self.version,
             "run_id": self.run_id,
             "model_type": self.model_type,
+            "flavor": self.flavor,
             "runtime": self.runtime.name,
             "onnx": self.twin_status,
             "signature": self.signature.as_dict(),

@@ -15,8 +15,9 @@ from mlflow.models import infer_signature
 
 from kernel.errors import AliasNotFound
 from registry.client import Registry
-from registry.digest import DIGEST_TAG, directory_digest
+from registry.digest import directory_digest
 from registry.loader import downloaded
+from registry.trust import REGISTERED, record
 from runtime.sklearn import fitted_on_names
 
 logger = logging.getLogger(__name__)
@@ -111,5 +112,5 @@ def record_digest(registry: Registry, name: str, version: int) -> str:
     """
     with downloaded(registry, name, version) as local:
         digest = directory_digest(local)
-    registry.set_version_tag(name, version, DIGEST_TAG, digest)
+    record(registry, name, version, digest, REGISTERED)
     return digest

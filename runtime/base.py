@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
+#: Every runtime's probabilities are rounded to this many decimals, so that a promotion from
+#: one runtime to another never changes what clients parse: float32 tree sums (ONNX, LightGBM)
+#: are 1e-6 off float64 ones, and a twin is verified within 1e-5 before rounding.
+PROBABILITY_DECIMALS = 5
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -42,14 +49,22 @@ class Runtime(Protocol):
         """The model's classes, or None for a regressor."""
         ...
 
-    @property
-    def probability_decimals(self) -> int | None:
-        """Decimals its probabilities are rounded to (None: as computed in float64)."""
-        ...
-
     def predict(self, rows: list[list[Any]]) -> Prediction:
         """Predict validated rows; CPU-bound. Raises ValueError on rows it cannot score."""
         ...
+
+
+def classifier_answer(classes: list[Any], proba: Any) -> Prediction:
+    """Labels as the argmax of the probabilities over `classes` (ties: the first class), with
+    the probabilities rounded to PROBABILITY_DECIMALS."""
+    matrix = np.asarray(proba, dtype=np.float64)
+    labels = np.asarray(classes, dtype=object).take(matrix.argmax(axis=1)).tolist()
+    return Prediction(labels, np.round(matrix, PROBABILITY_DECIMALS).tolist())
+
+
+def values_answer(values: Any) -> Prediction:
+    """A regressor's (or score model's) answer: one float per row, no probabilities."""
+    return Prediction(np.asarray(values, dtype=np.float64).reshape(-1).tolist(), None)
 
 
 class NativeRuntime(Runtime, Protocol):
@@ -68,4 +83,29 @@ class NativeRuntime(Runtime, Protocol):
     @property
     def has_probabilities(self) -> bool:
         """Whether it answers class probabilities beside the labels."""
+        ...
+
+    @property
+    def flavor(self) -> str:
+        """The MLflow flavor it was loaded from (sklearn, xgboost, ..., python_function)."""
+        ...
+
+    @property
+    def takes_missing(self) -> bool:
+        """Whether the model itself takes NaN for a missing value (the flavor or its tags)."""
+        ...
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        """The names the model was fitted on, when it knows them."""
+        ...
+
+    @property
+    def n_features(self) -> int | None:
+        """How many features the model takes, when it knows."""
+        ...
+
+    def bind(self, columns: tuple[str, ...], all_numeric: bool) -> None:
+        """Fix the input columns, once the loader has the signature; raises ValueError when the
+        model cannot take such columns."""
         ...

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runtime.base import Prediction
+from runtime.base import PROBABILITY_DECIMALS, Prediction, classifier_answer
 
 # Estimators whose `predict` is the argmax of `predict_proba` over `classes_`, so one call gives
 # both. Others (SVC's Platt scaling, for one) may disagree, so they get two calls.
@@ -22,6 +22,10 @@ _ARGMAX_OF_PROBA = (
     "KNeighborsClassifier",
     "GaussianNB",
     "LogisticRegression",
+    # The boosting libraries' scikit-learn API: predict is the argmax of predict_proba.
+    "XGBClassifier",
+    "LGBMClassifier",
+    "CatBoostClassifier",
 )
 
 
@@ -40,15 +44,38 @@ class SklearnRuntime:
     coalescer batches its calls, and its answers are worth caching."""
 
     name = "sklearn"
+    flavor = "sklearn"
     inline_rows = 0
     worth_caching = True
-    probability_decimals = None
 
-    def __init__(self, estimator: Any, columns: tuple[str, ...], all_numeric: bool) -> None:
+    def __init__(
+        self, estimator: Any, columns: tuple[str, ...] = (), all_numeric: bool = True
+    ) -> None:
         self.estimator = estimator
+        self.bind(columns, all_numeric)
+
+    def bind(self, columns: tuple[str, ...], all_numeric: bool) -> None:
+        """Fix the input columns once the signature is known (the loader builds it from the
+        MLmodel file and from this runtime's feature names)."""
         self.columns = list(columns)
         # Models fitted on named columns (or with text columns) are given a DataFrame.
-        self.takes_frame = fitted_on_names(estimator) or not all_numeric
+        self.takes_frame = fitted_on_names(self.estimator) or not all_numeric
+
+    @cached_property
+    def feature_names(self) -> list[str] | None:
+        names = getattr(first_step(self.estimator), "feature_names_in_", None)
+        return None if names is None else [str(n) for n in names]
+
+    @cached_property
+    def n_features(self) -> int | None:
+        count = getattr(first_step(self.estimator), "n_features_in_", None)
+        return None if count is None else int(count)
+
+    @cached_property
+    def takes_missing(self) -> bool:
+        from runtime.missing import takes_missing
+
+        return takes_missing(self.estimator)
 
     @cached_property
     def final_estimator(self) -> Any:
@@ -80,8 +107,6 @@ class SklearnRuntime:
             return Prediction(np.asarray(self.estimator.predict(data)).tolist(), None)
         proba = np.asarray(self.estimator.predict_proba(data), dtype=np.float64)
         if self.model_type in _ARGMAX_OF_PROBA:
-            classes = np.asarray(self.final_estimator.classes_)
-            labels = classes.take(proba.argmax(axis=1)).tolist()
-        else:
-            labels = np.asarray(self.estimator.predict(data)).tolist()
-        return Prediction(labels, proba.tolist())
+            return classifier_answer(self.classes or [], proba)
+        labels = np.asarray(self.estimator.predict(data)).ravel().tolist()
+        return Prediction(labels, np.round(proba, PROBABILITY_DECIMALS).tolist())

@@ -50,7 +50,11 @@ def test_forest_labels_equal_estimator_predict(forest) -> None:
 def test_forest_probabilities_equal_predict_proba(forest) -> None:
     result = loaded(forest).predict(ROWS)
     assert result.probabilities is not None
-    np.testing.assert_allclose(result.probabilities, forest.predict_proba(np.asarray(ROWS)))
+    # Every runtime rounds probabilities to 5 decimals (runtime.base.PROBABILITY_DECIMALS).
+    np.testing.assert_allclose(
+        result.probabilities, forest.predict_proba(np.asarray(ROWS)), rtol=0, atol=5e-6
+    )
+    assert result.probabilities == np.round(result.probabilities, 5).tolist()
 
 
 def test_prediction_is_plain_python_for_json(forest) -> None:
@@ -116,7 +120,9 @@ def test_pipeline_reports_its_final_estimator_type() -> None:
     assert model.classes == [0, 1, 2]
     result = model.predict(ROWS)
     assert result.labels == pipeline.predict(np.asarray(ROWS)).tolist()
-    np.testing.assert_allclose(result.probabilities, pipeline.predict_proba(np.asarray(ROWS)))
+    np.testing.assert_allclose(
+        result.probabilities, pipeline.predict_proba(np.asarray(ROWS)), rtol=0, atol=5e-6
+    )
 
 
 @pytest.mark.filterwarnings("ignore:The `probability` parameter:FutureWarning")
@@ -128,7 +134,7 @@ def test_svc_labels_come_from_predict_not_argmax_of_proba() -> None:
     assert (argmax != svc.predict(rows)).any()
     result = loaded(svc).predict(rows.tolist())
     assert result.labels == svc.predict(rows).tolist()
-    np.testing.assert_allclose(result.probabilities, svc.predict_proba(rows))
+    np.testing.assert_allclose(result.probabilities, svc.predict_proba(rows), rtol=0, atol=5e-6)
 
 
 def test_svc_without_probability_gives_none() -> None:
@@ -145,6 +151,7 @@ def test_describe_keys_and_values(forest) -> None:
         "version",
         "run_id",
         "model_type",
+        "flavor",
         "runtime",
         "onnx",
         "signature",

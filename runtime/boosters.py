@@ -1,0 +1,36 @@
+"""What the boosting libraries' runtimes share: the kind of model an objective makes.
+
+A Booster (XGBoost's or LightGBM's own object, as `xgboost.train` and `lightgbm.train` give)
+knows its objective but not the scikit-learn words for it: this module turns the objective
+into classes (or none, for a regressor) and answers from the booster's raw output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from runtime.base import Prediction, classifier_answer, values_answer
+
+
+def objective_classes(objective: str, num_class: int) -> list[Any] | None:
+    """The classes a booster's objective predicts (0..k-1), or None when it predicts values.
+
+    Only objectives that give probabilities count as classifiers; `multi:softmax` (labels
+    without probabilities) and raw scores are answered as values."""
+    if objective in ("multi:softprob", "multiclass", "softmax", "multiclassova", "multiclass_ova"):
+        return list(range(max(num_class, 2)))
+    if objective in ("binary:logistic", "binary", "cross_entropy", "xentropy"):
+        return [0, 1]
+    return None
+
+
+def booster_answer(classes: list[Any] | None, raw: Any) -> Prediction:
+    """Answer from a booster's output: probabilities (binary: of class 1) or values."""
+    out = np.asarray(raw, dtype=np.float64)
+    if classes is None:
+        return values_answer(out)
+    if out.ndim == 1:  # binary: the probability of class 1
+        out = np.column_stack([1.0 - out, out])
+    return classifier_answer(classes, out)

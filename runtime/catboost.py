@@ -1,0 +1,71 @@
+"""CatBoost's runtime: `CatBoostClassifier` / `CatBoostRegressor` (or a bare `CatBoost`).
+
+CatBoost takes NaN as a missing value in numeric features. Categorical features are given as
+strings, so a model with any is given a DataFrame; otherwise a float64 array in signature order.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from runtime.base import Prediction, classifier_answer, values_answer
+
+
+class CatBoostRuntime:
+    name = "catboost"
+    flavor = "catboost"
+    inline_rows = 0
+    worth_caching = True
+    takes_missing = True
+
+    def __init__(self, model: Any) -> None:
+        self.estimator = model
+        self.columns: list[str] = []
+        self.cat_features = list(model.get_cat_feature_indices())
+        classes = getattr(model, "classes_", None)
+        is_classifier = (
+            type(model).__name__ == "CatBoostClassifier"
+            or getattr(model, "_estimator_type", None) == "classifier"
+        )
+        self.classes = (
+            np.asarray(classes).tolist() if is_classifier and classes is not None else None
+        )
+
+    @property
+    def model_type(self) -> str:
+        return type(self.estimator).__name__
+
+    @property
+    def has_probabilities(self) -> bool:
+        return self.classes is not None
+
+    @cached_property
+    def feature_names(self) -> list[str] | None:
+        names = self.estimator.feature_names_
+        return None if names is None else [str(n) for n in names]
+
+    @cached_property
+    def n_features(self) -> int | None:
+        names = self.feature_names
+        return None if names is None else len(names)
+
+    def bind(self, columns: tuple[str, ...], all_numeric: bool) -> None:
+        self.columns = list(columns)
+
+    def to_input(self, rows: list[list[Any]]) -> Any:
+        if self.cat_features:
+            frame = pd.DataFrame(rows, columns=self.feature_names or self.columns)
+            for at in self.cat_features:
+                frame.iloc[:, at] = frame.iloc[:, at].astype(str)
+            return frame
+        return np.asarray(rows, dtype=np.float64)
+
+    def predict(self, rows: list[list[Any]]) -> Prediction:
+        data = self.to_input(rows)
+        if self.classes is None:
+            return values_answer(self.estimator.predict(data))
+        return classifier_answer(self.classes, self.estimator.predict_proba(data))

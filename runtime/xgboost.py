@@ -1,0 +1,64 @@
+"""XGBoost's runtime, for a `Booster` and for its scikit-learn API (`XGBClassifier`, ...).
+
+Both answer through the booster's `inplace_predict` on a float64 array in signature order (the
+order the model was fitted in): ten times faster for one row than `predict_proba` on a
+DataFrame, and feature names never have to match. XGBoost takes NaN as a missing value, always.
+Classes come from the objective (`multi:softprob`, `binary:logistic`: 0..k-1, which is also
+what `XGBClassifier` requires of its labels); other objectives answer values.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from runtime.base import Prediction
+from runtime.boosters import booster_answer, objective_classes
+
+
+class XGBoostRuntime:
+    name = "xgboost"
+    flavor = "xgboost"
+    inline_rows = 0
+    worth_caching = True
+    takes_missing = True
+
+    def __init__(self, model: Any) -> None:
+        self.estimator = model
+        self.booster = model.get_booster() if hasattr(model, "get_booster") else model
+        learner = json.loads(self.booster.save_config())["learner"]
+        self.objective = str(learner["objective"]["name"])
+        num_class = int(learner["learner_model_param"].get("num_class", "0") or 0)
+        self.classes = objective_classes(self.objective, num_class)
+
+    @property
+    def model_type(self) -> str:
+        if self.booster is self.estimator:
+            return f"Booster({self.objective})"
+        return type(self.estimator).__name__
+
+    @property
+    def has_probabilities(self) -> bool:
+        return self.classes is not None
+
+    @cached_property
+    def feature_names(self) -> list[str] | None:
+        names = self.booster.feature_names
+        return None if names is None else [str(n) for n in names]
+
+    @cached_property
+    def n_features(self) -> int | None:
+        return int(self.booster.num_features())
+
+    def bind(self, columns: tuple[str, ...], all_numeric: bool) -> None:
+        if not all_numeric:
+            raise ValueError("XGBoost models take numeric columns only here")
+
+    def predict(self, rows: list[list[Any]]) -> Prediction:
+        raw = self.booster.inplace_predict(
+            np.asarray(rows, dtype=np.float64), validate_features=False
+        )
+        return booster_answer(self.classes, raw)
