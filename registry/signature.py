@@ -1,9 +1,11 @@
 """The input signature of a model and the validation of client rows against it.
 
 This module holds the value rules, for the sync API and the batch-job readers alike: which JSON
-value fits a feature of each type (`value_problem`, `Signature.row_problem`) and how a CSV cell,
-which is text, is parsed into one (`cell_problem`, `Signature.cells_parser`). Numbers must be
-finite and within `MAX_MAGNITUDE`, integers integral, booleans true or false (never a number).
+value fits a feature of each type (`value_problem`, `Signature.row_problem`); `registry.cells`
+applies the same rules to a CSV cell, which is text. Numbers must be finite and within
+`MAX_MAGNITUDE`, integers integral, booleans true or false (never a number). A missing value
+(JSON null, an empty CSV cell) fits only a feature with `missing_ok`; in a numeric feature it
+becomes float NaN. Rows without one take the fast paths; missing values take the slow ones.
 
 Error messages name the row and the column but never echo a value a client sent.
 """
@@ -12,9 +14,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 from kernel.errors import InvalidInput
@@ -25,16 +26,19 @@ FLOAT_TYPES = NUMERIC_TYPES - INTEGER_TYPES
 KNOWN_TYPES = NUMERIC_TYPES | {"boolean", "string"}
 #: Largest magnitude accepted for a number: float32's range, in which tree models compute.
 MAX_MAGNITUDE = 3.0e38
-#: How a CSV cell spells a boolean, lower-cased: a cell is stripped and matched in any case.
-BOOLEAN_CELLS = {"true": True, "false": False, "1": True, "0": False}
+#: The problem of a missing value (JSON null, an empty cell) in a feature that takes none.
+MISSING_REFUSED = "missing value, and this model does not take missing values in this column"
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
 class Feature:
-    """One input column: its name and MLflow type (double, long, boolean, string, ...)."""
+    """One input column: its name, MLflow type (double, long, boolean, string, ...) and whether
+    it takes a missing value (JSON null, an empty CSV cell; NaN in a numeric feature)."""
 
     name: str
     type: str
+    missing_ok: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,22 @@ class Signature:
     """The feature names, in order."""
     types: tuple[str, ...] = field(init=False, repr=False, compare=False)
     """The feature types, in order."""
+    missing_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    """The features that take a missing value."""
+    nan_at: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    """The positions of the numeric features that take one: a missing value there is NaN."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "names", tuple(f.name for f in self.features))
-        object.__setattr__(self, "types", tuple(f.type for f in self.features))
+        features = self.features
+        object.__setattr__(self, "names", tuple(f.name for f in features))
+        object.__setattr__(self, "types", tuple(f.type for f in features))
+        object.__setattr__(
+            self, "missing_names", frozenset(f.name for f in features if f.missing_ok)
+        )
+        nan_at = tuple(
+            j for j, f in enumerate(features) if f.missing_ok and f.type in NUMERIC_TYPES
+        )
+        object.__setattr__(self, "nan_at", nan_at)
 
     @property
     def all_numeric(self) -> bool:
@@ -68,7 +84,8 @@ class Signature:
         return [{"name": f.name, "type": f.type} for f in self.features]
 
     def check_instances(self, instances: Any) -> list[list[Any]]:
-        """Validate a list of positional rows; returns them unchanged when every value fits."""
+        """Validate a list of positional rows; returns them unchanged when every value fits,
+        but for a missing value (None) in a numeric feature, which comes back as NaN."""
         rows = _require_rows(instances, "instances")
         width = len(self.features)
         # The common case, checked in one pass: lists of ints and floats within range (a NaN
@@ -89,7 +106,7 @@ class Signature:
             if len(row) != width:
                 raise InvalidInput(f"row {index}: expected {width} values, got {len(row)}")
             self._check_row(index, row)
-        return rows
+        return [self._with_nan(row) for row in rows] if self.nan_at else rows
 
     def check_records(self, records: Any) -> list[list[Any]]:
         """Validate a list of named rows and return them as positional rows in signature order."""
@@ -108,8 +125,24 @@ class Signature:
                 raise InvalidInput(f"row {index}: unknown feature(s) {quote_names(unknown[:3])}")
             values = [record[n] for n in self.names]
             self._check_row(index, values)
-            out.append(values)
+            out.append(self._with_nan(values))
         return out
+
+    def fill_missing(self, rows: list[list[Any]]) -> list[list[Any]]:
+        """Rows read back from storage (where NaN is stored as null) with NaN again for each
+        missing value of a numeric feature."""
+        return [self._with_nan(row) for row in rows] if self.nan_at else rows
+
+    def has_missing(self, rows: Iterable[list[Any]]) -> bool:
+        """Whether a validated row holds a missing value (NaN) in a numeric feature."""
+        nan_at = self.nan_at
+        return bool(nan_at) and any(row[j] != row[j] for row in rows for j in nan_at)
+
+    def _with_nan(self, row: list[Any]) -> list[Any]:
+        """A valid row with NaN for each missing value of a numeric feature (a copy, if any)."""
+        if all(row[j] is not None for j in self.nan_at):
+            return row
+        return [NAN if value is None and j in self.nan_at else value for j, value in enumerate(row)]
 
     def _check_row(self, index: int, values: Sequence[Any]) -> None:
         """The sync API's InvalidInput for the first value of row `index` that does not fit."""
@@ -132,73 +165,11 @@ class Signature:
                 and (cls is int or kind not in INTEGER_TYPES or value.is_integer())
             ):
                 continue
+            if value is None:  # a missing value
+                if name in self.missing_names:
+                    continue
+                return name, MISSING_REFUSED
             problem = value_problem(kind, value)
-            if problem is not None:
-                return name, problem
-        return None
-
-    def cells_parser(self) -> Callable[[Sequence[str]], list[Any] | None]:
-        """A function from the CSV cells of a row (one per feature) to its values.
-
-        It returns None when a cell does not parse; `cells_problem` then says which and why.
-        Numbers are read with `float()` (integral columns come out as `int`), booleans are
-        `BOOLEAN_CELLS`, strings are kept as they are. Everything per column is decided here,
-        once, so that the function does only the per-row work.
-        """
-        kinds = self.types
-        all_numeric = self.all_numeric
-        numeric_at = [j for j, kind in enumerate(kinds) if kind in NUMERIC_TYPES]
-        integer_at = [j for j, kind in enumerate(kinds) if kind in INTEGER_TYPES]
-        converters: list[Callable[[str], Any]] = [
-            float if kind in NUMERIC_TYPES else _parse_boolean if kind == "boolean" else _keep
-            for kind in kinds
-        ]
-        # The numeric values of a mixed row, picked in one C call. itemgetter of one index gives
-        # the value itself, not a tuple: that one is picked twice, which the checks below see
-        # alike (the same NaN, max and min).
-        numbers_of: Callable[[list[Any]], Sequence[Any]] | None = None
-        if len(numeric_at) > 1:
-            numbers_of = itemgetter(*numeric_at)
-        elif numeric_at:
-            numbers_of = itemgetter(numeric_at[0], numeric_at[0])
-        low, high = -MAX_MAGNITUDE, MAX_MAGNITUDE
-
-        def parse(cells: Sequence[str]) -> list[Any] | None:
-            try:
-                if all_numeric:
-                    values = list(map(float, cells))
-                else:
-                    values = [
-                        convert(cell) for convert, cell in zip(converters, cells, strict=True)
-                    ]
-            except (ValueError, KeyError):  # not a number; not a boolean spelling
-                return None
-            numbers: Sequence[Any]
-            if all_numeric:
-                numbers = values
-            elif numbers_of is not None:
-                numbers = numbers_of(values)
-            else:  # no numeric column: nothing more to check
-                return values
-            # One C call each instead of a loop: NaN makes the sum NaN; +-inf and anything past
-            # the range show in max or min (the sum of floats within 3e38 stays finite).
-            total = sum(numbers)
-            if total != total or max(numbers) > high or min(numbers) < low:
-                return None
-            if integer_at:  # spares the iterator for the common all-float signature
-                for j in integer_at:
-                    value = values[j]
-                    if not value.is_integer():
-                        return None
-                    values[j] = int(value)
-            return values
-
-        return parse
-
-    def cells_problem(self, cells: Sequence[str]) -> tuple[str, str] | None:
-        """The first CSV cell of a row (one per feature) that does not parse, as (name, why)."""
-        for name, kind, cell in zip(self.names, self.types, cells, strict=True):
-            problem = cell_problem(kind, cell)
             if problem is not None:
                 return name, problem
         return None
@@ -213,7 +184,13 @@ def _require_rows(rows: Any, field: str) -> list[Any]:
 
 
 def value_problem(kind: str, value: Any) -> str | None:
-    """Why a JSON value does not fit a feature of type `kind`, or None when it does."""
+    """Why a JSON value does not fit a feature of type `kind`, or None when it does.
+
+    None (JSON null) is a missing value, which a feature takes only with `missing_ok`: the
+    signature's row checks decide that, before this is called.
+    """
+    if value is None:
+        return MISSING_REFUSED
     if kind in NUMERIC_TYPES:
         # bool is an int in Python, but true/false is not a measurement.
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -232,41 +209,6 @@ def value_problem(kind: str, value: Any) -> str | None:
     return None
 
 
-def cell_problem(kind: str, cell: str) -> str | None:
-    """Why a CSV cell does not parse into a value of a feature of type `kind`, or None."""
-    if kind in NUMERIC_TYPES:
-        if not cell.strip():
-            return "expected a number, got an empty cell"
-        try:
-            value = float(cell)
-        except ValueError:
-            return "expected a number"
-        if math.isnan(value):
-            return "must be a finite number"
-        if math.isinf(value):
-            # float() reads 1e400 as inf: a finite number, too large.
-            return "must be a finite number" if "inf" in cell.lower() else "number out of range"
-        if abs(value) > MAX_MAGNITUDE:
-            return "number out of range"
-        if kind in INTEGER_TYPES and not value.is_integer():
-            return "expected an integer"
-    elif kind == "boolean":
-        if not cell.strip():
-            return "expected true or false, got an empty cell"
-        if cell.strip().lower() not in BOOLEAN_CELLS:
-            return "expected true or false"
-    return None
-
-
-def _parse_boolean(cell: str) -> bool:
-    return BOOLEAN_CELLS[cell.strip().lower()]
-
-
-def _keep(cell: str) -> str:
-    # A string feature takes the cell as it is; a function call is cheaper here than str().
-    return cell
-
-
 def _check_value(index: int, feature: Feature, value: Any) -> None:
     """Check one value as `check_instances` checks each (the job readers' tests compare to it)."""
     Signature((feature,))._check_row(index, (value,))
@@ -277,18 +219,34 @@ def quote_names(names: Sequence[str]) -> str:
     return ", ".join(f"'{n[:64]}'" for n in names)
 
 
-def signature_from_mlflow(inputs: Any, n_features: int | None) -> Signature:
-    """Build a Signature from MLflow's column-based input schema, else from a feature count."""
+def signature_from_mlflow(
+    inputs: Any,
+    n_features: int | None,
+    *,
+    feature_names: Iterable[Any] | None = None,
+    missing_ok: bool = False,
+) -> Signature:
+    """Build a Signature from MLflow's column-based input schema, else from the model's feature
+    names (`feature_names_in_`, a booster's names), else from a feature count (f0, f1, ...).
+
+    A column MLflow marks `required: false` takes missing values; with `missing_ok` (the model
+    as a whole takes NaN, as the loader decides) so does every numeric feature.
+    """
     if inputs is not None and not inputs.is_tensor_spec():
         features = []
         for position, col in enumerate(inputs.inputs):
             kind = str(getattr(col.type, "name", col.type))
-            features.append(
-                Feature(
-                    name=col.name or f"f{position}", type=kind if kind in KNOWN_TYPES else "double"
-                )
-            )
+            kind = kind if kind in KNOWN_TYPES else "double"
+            optional = getattr(col, "required", True) is False
+            takes = optional or (missing_ok and kind in NUMERIC_TYPES)
+            features.append(Feature(col.name or f"f{position}", kind, takes))
         return Signature(tuple(features))
-    if n_features is None:
+    if feature_names is not None:
+        names = [str(name) for name in feature_names]
+        if n_features is not None and len(names) != n_features:
+            raise InvalidInput("the model's feature names and feature count disagree")
+    elif n_features is None:
         raise InvalidInput("the model has neither a column signature nor a known feature count")
-    return Signature(tuple(Feature(f"f{i}", "double") for i in range(n_features)))
+    else:
+        names = [f"f{i}" for i in range(n_features)]
+    return Signature(tuple(Feature(name, "double", missing_ok) for name in names))

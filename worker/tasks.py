@@ -111,7 +111,8 @@ class ChunkRunner:
                 raise RegistryUnavailable(
                     f"loading {record.model} version {record.version} outlasted the time limit"
                 ) from None
-            prediction = model.predict(rows)
+            # The chunk store keeps a missing value as null: NaN again for the model.
+            prediction = model.predict(model.signature.fill_missing(rows))
         except RegistryUnavailable:
             raise  # transient: the task retries
         except ModelgateError as exc:

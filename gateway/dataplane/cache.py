@@ -32,7 +32,12 @@ MAX_PENDING_WRITES = 64
 
 
 def row_key(row: list[Any]) -> bytes:
-    """A hash of a validated row's canonical bytes: ints as floats, so 5 and 5.0 share it."""
+    """A hash of a validated row's canonical bytes: ints as floats, so 5 and 5.0 share it.
+
+    A missing value (NaN in a numeric column, None elsewhere) is written as null, which no
+    number is: a row with one never shares a key with a row of numbers, and hashes alike each
+    time (tests/unit/gateway/test_cache_missing.py).
+    """
     canonical = [float(v) if type(v) is int else v for v in row]
     return hashlib.blake2b(orjson.dumps(canonical), digest_size=16).hexdigest().encode()
 

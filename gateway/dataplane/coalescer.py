@@ -15,6 +15,7 @@ instead of a thread.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -117,7 +118,9 @@ class Coalescer:
         self.busy += 1
         loop = asyncio.get_running_loop()
         requests = [item.rows for item in batch]
-        if sum(map(len, requests)) <= queue.model.runtime.inline_rows:
+        total = sum(map(len, requests))
+        runtime = queue.model.runtime_for(itertools.chain.from_iterable(requests))
+        if total <= runtime.inline_rows:
             # Microseconds of onnxruntime: cheaper on the loop than a hop to a thread and back
             # (and no GIL ping-pong). Called soon, not now, so that the requests arriving in
             # this turn of the loop join the next call.

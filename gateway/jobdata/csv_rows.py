@@ -1,7 +1,9 @@
 """A CSV upload read as a stream, a record at a time, into validated chunks.
 
 The header names the columns (features and id columns, in any order); every cell is text, parsed
-by the signature's rules (`Signature.cells_parser`); id columns are kept as strings.
+by the signature's rules (`registry.cells`); id columns are kept as strings. An empty
+cell of a number or boolean is a missing value, taken where its feature takes one (NaN for a
+number; a one-column row can spell it only as `""`, since a blank line is skipped).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import IO, Any
 
 from gateway.jobdata.chunks import Chunk, no_rows, quoted, too_many, unknown_columns, where
 from kernel.errors import InvalidInput
+from registry.cells import cells_parser, cells_problem
 from registry.signature import Signature
 
 
@@ -86,7 +89,7 @@ def _read_csv(
         # Everything per column is decided once, here; the loop does only the per-row work.
         width = len(header)
         cells_of = _getter([position[name] for name in signature.names])
-        parse = signature.cells_parser()
+        parse = cells_parser(signature)
         id_positions = [position[name] for name in id_columns]
 
         rows: list[list[Any]] = []
@@ -131,7 +134,7 @@ def _read_csv(
 
 def _invalid_row(signature: Signature, cells: Sequence[str], index: int, line: int) -> InvalidInput:
     """The slow path: the first cell (in signature order) that does not parse, and why."""
-    found = signature.cells_problem(cells)
+    found = cells_problem(signature, cells)
     if found is None:  # pragma: no cover - the parser refused a row whose every cell fits
         return InvalidInput(f"{where(index, line)}: invalid value")
     name, problem = found

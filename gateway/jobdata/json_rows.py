@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import orjson
 
+from gateway.http.payload import NAN_LITERAL, is_nan_literal
 from gateway.jobdata.chunks import JSON_SCALARS, Chunk, no_rows, quoted, too_many
 from gateway.jobdata.records import RowChecker, is_out_of_range
 from kernel.errors import InvalidInput
@@ -28,6 +29,8 @@ def json_chunks(
     except orjson.JSONDecodeError as exc:
         if is_out_of_range(exc):
             raise InvalidInput("a number is out of range") from None
+        if is_nan_literal(exc):
+            raise InvalidInput(NAN_LITERAL) from None
         raise InvalidInput("the body is not valid JSON") from None
     del data
     if type(document) is not dict or ("instances" in document) == ("records" in document):

@@ -7,6 +7,7 @@ from typing import IO, Any
 
 import orjson
 
+from gateway.http.payload import NAN_LITERAL, is_nan_literal
 from gateway.jobdata.chunks import Chunk, no_rows, too_many
 from gateway.jobdata.records import RowChecker, is_out_of_range
 from kernel.errors import InvalidInput
@@ -30,6 +31,8 @@ def ndjson_chunks(
         except orjson.JSONDecodeError as exc:
             if is_out_of_range(exc):
                 raise InvalidInput(f"row {count} (line {line}): a number is out of range") from None
+            if is_nan_literal(exc):
+                raise InvalidInput(f"row {count} (line {line}): {NAN_LITERAL}") from None
             raise InvalidInput(f"row {count} (line {line}): not a JSON object") from None
         if type(record) is not dict:
             raise InvalidInput(f"row {count} (line {line}): not a JSON object")

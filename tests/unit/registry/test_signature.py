@@ -8,11 +8,12 @@ from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import TensorSpec
 
 from kernel.errors import InvalidInput
+from registry.cells import cell_problem, cells_parser, cells_problem
 from registry.signature import (
     MAX_MAGNITUDE,
+    MISSING_REFUSED,
     Feature,
     Signature,
-    cell_problem,
     signature_from_mlflow,
     value_problem,
 )
@@ -102,20 +103,24 @@ def test_integral_float_in_a_long_column_is_accepted() -> None:
     assert MIXED.check_instances([[1.0, 4.0, True, "a"]]) == [[1.0, 4.0, True, "a"]]
 
 
-@pytest.mark.parametrize("value", [1, 0, "true", None])
+@pytest.mark.parametrize("value", [1, 0, "true"])
 def test_boolean_column_wants_true_or_false(value) -> None:
     message = refused(MIXED.check_instances, [[1.0, 2, value, "a"]])
     assert message == "row 0, column 'flag': expected true or false"
 
 
-@pytest.mark.parametrize("value", [1, 1.5, True, None, ["x"]])
+@pytest.mark.parametrize("value", [1, 1.5, True, ["x"]])
 def test_string_column_wants_a_string(value) -> None:
     message = refused(MIXED.check_instances, [[1.0, 2, True, value]])
     assert message == "row 0, column 'colour': expected a string"
 
 
-def test_none_where_a_number_is_wanted_is_refused() -> None:
-    assert "expected a number" in refused(MIXED.check_instances, [[None, 2, True, "a"]])
+@pytest.mark.parametrize("at", [0, 1, 2, 3])
+def test_none_is_a_missing_value_this_signature_refuses(at: int) -> None:
+    row: list[object] = [1.0, 2, True, "a"]
+    row[at] = None
+    message = refused(MIXED.check_instances, [row])
+    assert message == f"row 0, column '{MIXED.names[at]}': {MISSING_REFUSED}"
 
 
 # -- check_records ---------------------------------------------------------------------------
@@ -217,7 +222,8 @@ def test_derived_names_and_types_leave_equality_hash_and_repr_to_the_features() 
         ("double", float("-inf"), "must be a finite number"),
         ("double", False, "expected a number"),
         ("double", "1", "expected a number"),
-        ("float", None, "expected a number"),
+        ("float", None, MISSING_REFUSED),
+        ("string", None, MISSING_REFUSED),
         ("long", 3.0, None),
         ("long", 3.5, "expected an integer"),
         ("integer", -4e38, "number out of range"),
@@ -275,23 +281,23 @@ CASES = [(kind, cell) for kind, cells in CELLS.items() for cell in cells]
 @pytest.mark.parametrize(("kind", "cell"), CASES)
 def test_cells_parser_refuses_exactly_what_cell_problem_explains(kind: str, cell: str) -> None:
     signature = Signature((Feature("v", kind),))
-    parsed = signature.cells_parser()([cell])
+    parsed = cells_parser(signature)([cell])
     assert (parsed is None) == (cell_problem(kind, cell) is not None)
-    found = signature.cells_problem([cell])
+    found = cells_problem(signature, [cell])
     assert found == (None if parsed is not None else ("v", cell_problem(kind, cell)))
 
 
 @pytest.mark.parametrize(
     ("kind", "cell", "problem"),
     [
-        ("double", "", "expected a number, got an empty cell"),
+        ("double", "", MISSING_REFUSED),
         ("double", "x", "expected a number"),
         ("double", "NaN", "must be a finite number"),
         ("double", "-inf", "must be a finite number"),
         ("double", "1e400", "number out of range"),
         ("float", "-4e38", "number out of range"),
         ("long", "3.5", "expected an integer"),
-        ("boolean", " ", "expected true or false, got an empty cell"),
+        ("boolean", " ", MISSING_REFUSED),
         ("boolean", "yes", "expected true or false"),
         ("string", "", None),
     ],
@@ -301,12 +307,12 @@ def test_cell_problem(kind: str, cell: str, problem: str | None) -> None:
 
 
 def test_cells_parser_reads_each_type() -> None:
-    parse = MIXED.cells_parser()
+    parse = cells_parser(MIXED)
     values = parse(["1.5", "3.0", " True ", " red "])
     assert values == [1.5, 3, True, " red "]
     assert values is not None and type(values[1]) is int
     assert parse(["1", "2", "0", ""]) == [1.0, 2, False, ""]
-    numbers = Signature((Feature("a", "double"), Feature("b", "integer"))).cells_parser()
+    numbers = cells_parser(Signature((Feature("a", "double"), Feature("b", "integer"))))
     assert numbers(["-0", "1e3"]) == [-0.0, 1000]
 
 
@@ -316,19 +322,19 @@ def test_cells_parser_reads_each_type() -> None:
 )
 def test_cells_parser_checks_a_single_numeric_column_among_others(cell: str, fits: bool) -> None:
     signature = Signature((Feature("label", "string"), Feature("n", "long")))
-    values = signature.cells_parser()(["a", cell])
+    values = cells_parser(signature)(["a", cell])
     assert values == (["a", int(float(cell))] if fits else None)
 
 
 def test_cells_parser_without_numeric_columns() -> None:
     signature = Signature((Feature("label", "string"), Feature("flag", "boolean")))
-    assert signature.cells_parser()(["nan", "1"]) == ["nan", True]
-    assert signature.cells_parser()(["a", "nan"]) is None
+    assert cells_parser(signature)(["nan", "1"]) == ["nan", True]
+    assert cells_parser(signature)(["a", "nan"]) is None
 
 
 def test_cells_problem_names_the_first_cell_that_does_not_parse() -> None:
-    assert MIXED.cells_problem(["1", "2", "true", "x"]) is None
-    assert MIXED.cells_problem(["1", "x", "maybe", "x"]) == ("count", "expected a number")
+    assert cells_problem(MIXED, ["1", "2", "true", "x"]) is None
+    assert cells_problem(MIXED, ["1", "x", "maybe", "x"]) == ("count", "expected a number")
 
 
 # -- signature_from_mlflow -------------------------------------------------------------------

@@ -10,6 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from jobs.record import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobRecord
 from kernel.errors import RegistryUnavailable
 from registry.model import Prediction
+from registry.signature import Feature, Signature
 from worker.tasks import ChunkRunner
 
 
@@ -45,6 +46,7 @@ class FakeStore:
 
 class FakeModel:
     calls = 0
+    signature = Signature((Feature("x", "double"),))
 
     def predict(self, rows: list[list[Any]]) -> Prediction:
         FakeModel.calls += 1
