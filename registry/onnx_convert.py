@@ -8,6 +8,10 @@ exactly when `x32 <= t` does), but compared with a float64 row they send a value
 floor32(t) and t down the other branch. So every tree operator gets its input cast to float32,
 as in scikit-learn. Whether that is enough is not assumed: `registry.onnx_verify` checks every
 conversion, on rows lying exactly on the thresholds, before it is kept.
+
+XGBoost, LightGBM and CatBoost models are converted too (`registry.onnx_boosters`): XGBoost and
+CatBoost trees get float32 input as well, since those libraries compare in float32; LightGBM's
+trees compare the float64 row, as LightGBM does.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
+
+from registry import onnx_boosters
+from registry.onnx_boosters import BoosterUnsupported
 
 _TREE_OPS = frozenset({"TreeEnsembleClassifier", "TreeEnsembleRegressor"})
 #: Opsets of the graph: ONNX 17 and ONNX-ML 3 run on the pinned onnxruntime.
@@ -41,34 +48,46 @@ def tree_estimators(estimator: Any) -> list[Any]:
 
 def convert(estimator: Any, n_features: int) -> onnx.ModelProto:
     """The ONNX graph of `estimator` for rows of `n_features` float64 values."""
-    from skl2onnx import to_onnx  # heavy import; only conversions need it
-    from skl2onnx.common.data_types import DoubleTensorType
-
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    options = {id(final): {"zipmap": False}} if hasattr(final, "predict_proba") else None
-    try:
-        model = to_onnx(
-            estimator,
-            initial_types=[("input", DoubleTensorType([None, n_features]))],
-            options=options,
-            target_opset=TARGET_OPSET,
-        )
-    except Exception as exc:  # skl2onnx raises many kinds for "no converter for this"
-        raise ConversionUnsupported(f"skl2onnx cannot convert it ({type(exc).__name__})") from exc
+    own = onnx_boosters.is_own_object(estimator)
+    if own:
+        try:
+            model = onnx_boosters.own_graph(estimator, n_features)
+        except BoosterUnsupported as exc:
+            raise ConversionUnsupported(str(exc)) from exc
+    else:
+        model = _skl2onnx_graph(estimator, n_features)
     tree_ops = [node for node in model.graph.node if node.op_type in _TREE_OPS]
-    if tree_ops:
+    if tree_ops and not onnx_boosters.compares_in_double(estimator):
         _cast_tree_inputs(model, tree_ops)
+    if tree_ops and not own:  # the libraries' own graphs expect float32 scores already
+        _cast_tree_scores(model, tree_ops)
     onnx.checker.check_model(model)
     return model
 
 
+def _skl2onnx_graph(estimator: Any, n_features: int) -> onnx.ModelProto:
+    from skl2onnx import to_onnx  # heavy import; only conversions need it
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    opset = TARGET_OPSET
+    if onnx_boosters.flavor_of(estimator) is not None:
+        onnx_boosters.register_converters()
+        estimator, opset = onnx_boosters.positional(estimator), onnx_boosters.BOOSTER_OPSET
+    final = onnx_boosters.final_step(estimator)
+    options = {id(final): {"zipmap": False}} if hasattr(final, "predict_proba") else None
+    try:
+        return to_onnx(
+            estimator,
+            initial_types=[("input", DoubleTensorType([None, n_features]))],
+            options=options,
+            target_opset=opset,
+        )
+    except Exception as exc:  # skl2onnx raises many kinds for "no converter for this"
+        raise ConversionUnsupported(f"skl2onnx cannot convert it ({type(exc).__name__})") from exc
+
+
 def _cast_tree_inputs(model: onnx.ModelProto, tree_ops: list[onnx.NodeProto]) -> None:
-    """Run every tree operator on float32 input, as scikit-learn does, and give the rest of
-    the graph its scores back in the type skl2onnx declared for them."""
-    declared = {
-        value.name: value.type.tensor_type.elem_type
-        for value in list(model.graph.output) + list(model.graph.value_info)
-    }
+    """Run every tree operator on float32 input, as scikit-learn (XGBoost, CatBoost) does."""
     for n, node in enumerate(tree_ops):
         at = list(model.graph.node).index(node)
         cast_in = f"modelgate_tree_input_{n}"
@@ -76,6 +95,16 @@ def _cast_tree_inputs(model: onnx.ModelProto, tree_ops: list[onnx.NodeProto]) ->
             at, helper.make_node("Cast", [node.input[0]], [cast_in], to=TensorProto.FLOAT)
         )
         node.input[0] = cast_in
+
+
+def _cast_tree_scores(model: onnx.ModelProto, tree_ops: list[onnx.NodeProto]) -> None:
+    """Tree operators give float32 scores: give the rest of the graph its scores back in the
+    type skl2onnx declared for them."""
+    declared = {
+        value.name: value.type.tensor_type.elem_type
+        for value in list(model.graph.output) + list(model.graph.value_info)
+    }
+    for n, node in enumerate(tree_ops):
         # Scores: the classifier's second output, the regressor's only one.
         scores = 1 if node.op_type == "TreeEnsembleClassifier" else 0
         # Unlisted intermediate values are float64 like the graph's input.
@@ -85,11 +114,15 @@ def _cast_tree_inputs(model: onnx.ModelProto, tree_ops: list[onnx.NodeProto]) ->
         cast_out = f"modelgate_tree_scores_{n}"
         original = node.output[scores]
         node.output[scores] = cast_out
-        model.graph.node.insert(at + 2, helper.make_node("Cast", [cast_out], [original], to=wanted))
+        at = list(model.graph.node).index(node)
+        model.graph.node.insert(at + 1, helper.make_node("Cast", [cast_out], [original], to=wanted))
 
 
 def split_points(estimator: Any) -> Iterator[tuple[int, float]]:
     """(feature, threshold) of every split of a tree model applied to raw input, else none."""
+    if onnx_boosters.flavor_of(estimator) is not None:
+        yield from onnx_boosters.split_points(estimator)
+        return
     for tree in tree_estimators(estimator):
         structure = tree.tree_
         for feature, threshold in zip(structure.feature, structure.threshold, strict=True):

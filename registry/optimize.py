@@ -23,6 +23,7 @@ from kernel.loading import LoadOptions
 from registry.client import Registry
 from registry.loader import downloaded, load_version
 from registry.model import LoadedModel
+from registry.onnx_boosters import refusal, takes_missing
 from registry.onnx_convert import ConversionUnsupported, convert
 from registry.onnx_twin import (
     ONNX_ARTIFACT_TAG,
@@ -31,7 +32,7 @@ from registry.onnx_twin import (
     ONNX_STATUS_TAG,
     VERIFIED,
 )
-from registry.onnx_verify import Verification, sample_rows, verify
+from registry.onnx_verify import Verification, missing_rows, sample_rows, verify
 from runtime.onnx import OnnxRuntime
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,10 @@ class Optimized:
 def convert_and_verify(
     model: LoadedModel, example: np.ndarray | None
 ) -> tuple[bytes | None, Verification | None, str]:
-    """(graph, verification, status) for a scikit-learn `LoadedModel`; graph None unless kept."""
+    """(graph, verification, status) for a `LoadedModel`; graph None unless kept."""
+    refused = refusal(model.estimator)
+    if refused is not None:
+        return None, None, f"unsupported: {refused}"
     if not model.signature.all_numeric:
         return None, None, "unsupported: non-numeric features"
     try:
@@ -64,7 +68,8 @@ def convert_and_verify(
     except Exception as exc:  # onnxruntime refusing the graph is a refusal, not a crash
         return None, None, f"unsupported: onnxruntime cannot run it ({type(exc).__name__})"
     rows, on_threshold = sample_rows(model.estimator, len(model.signature.features), example)
-    verification = verify(model, twin, rows, on_threshold)
+    missing = missing_rows(rows) if takes_missing(model.estimator) else None
+    verification = verify(model, twin, rows, on_threshold, missing)
     if not verification.ok:
         return None, verification, f"rejected: {verification.reason}"
     return graph, verification, VERIFIED

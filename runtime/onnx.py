@@ -6,14 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.base import Prediction
-
-#: Tree operators sum their votes in float32 (1.0 comes out as 0.99999905 after 100 trees);
-#: rounded to this many decimals, probabilities read like scikit-learn's, 5e-6 at most away,
-#: inside the 1e-5 that verification demands of the final output. Graphs without trees compute
-#: in float64 and are not rounded.
-PROBABILITY_DECIMALS = 5
-_FLOAT32_OPS = frozenset({"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"})
+from runtime.base import PROBABILITY_DECIMALS, Prediction
 
 
 class OnnxRuntime:
@@ -29,7 +22,6 @@ class OnnxRuntime:
     worth_caching = False
 
     def __init__(self, graph: bytes, classes: list[Any] | None) -> None:
-        import onnx
         import onnxruntime as ort  # loaded only where ONNX serves
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
@@ -39,10 +31,6 @@ class OnnxRuntime:
             ort_state.InvalidArgument,
             ort_state.RuntimeException,
         )
-
-        nodes = onnx.load_from_string(graph).graph.node
-        float32_scores = any(node.op_type in _FLOAT32_OPS for node in nodes)
-        self.probability_decimals = PROBABILITY_DECIMALS if float32_scores else None
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -52,7 +40,11 @@ class OnnxRuntime:
         self.classes = classes
 
     def predict(self, rows: list[list[Any]]) -> Prediction:
-        """Labels (or regression values) and, for classifiers, probabilities of float64 rows."""
+        """Labels (or regression values) and, for classifiers, probabilities of float64 rows.
+
+        The labels are the graph's (outputs[0]); the probabilities (outputs[1], a tensor) are
+        rounded to PROBABILITY_DECIMALS, as every runtime's are: tree operators sum in float32
+        (1.0 comes out as 0.99999905 after 100 trees)."""
         try:
             outputs = self.session.run(None, {self.input_name: np.asarray(rows, dtype=np.float64)})
         except self._refusals as exc:
@@ -62,7 +54,5 @@ class OnnxRuntime:
         if self.classes is None:
             return Prediction(np.asarray(outputs[0], dtype=np.float64).ravel().tolist(), None)
         labels = np.asarray(outputs[0]).ravel().tolist()
-        proba = np.asarray(outputs[1], dtype=np.float64)
-        if self.probability_decimals is not None:
-            proba = np.round(proba, self.probability_decimals)
+        proba = np.round(np.asarray(outputs[1], dtype=np.float64), PROBABILITY_DECIMALS)
         return Prediction(labels, proba.tolist())
