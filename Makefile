@@ -38,6 +38,15 @@ else
   UP_PROCS += cache
 endif
 UP_PROCS += mlflow trainer gateway worker
+# Served models: every registered model with the alias production, /predict answering for iris,
+# unless MODELGATE_MODELS is given (then its first explicit entry answers /predict, as before).
+ifdef MODELGATE_MODELS
+  UP_MODELS := $(MODELGATE_MODELS)
+  UP_DEFAULT_MODEL := $(MODELGATE_DEFAULT_MODEL)
+else
+  UP_MODELS := *@production
+  UP_DEFAULT_MODEL := $(or $(MODELGATE_DEFAULT_MODEL),iris)
+endif
 # redis-server is needed only when `make up` starts one of the two Redis roles.
 UP_NEEDS_REDIS := $(filter redis cache,$(UP_PROCS))
 
@@ -114,7 +123,8 @@ up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo t
 	@echo "Starting: $(strip $(UP_PROCS)). Ctrl-C or SIGTERM stops everything."
 	@export PATH="$(VENV_BIN):$$PATH" VENV_BIN="$(VENV_BIN)" VAR_DIR="$(VAR_DIR)" \
 		REDIS_PORT="$(REDIS_PORT)" CACHE_PORT="$(CACHE_PORT)" MLFLOW_PORT="$(MLFLOW_PORT)" \
-		GATEWAY_PORT="$(GATEWAY_PORT)"; \
+		GATEWAY_PORT="$(GATEWAY_PORT)" MODELGATE_MODELS='$(UP_MODELS)' \
+		MODELGATE_DEFAULT_MODEL='$(UP_DEFAULT_MODEL)'; \
 	exec "$(VENV_BIN)/honcho" -f Procfile -e $(STACK_ENV) start $(strip $(UP_PROCS))
 
 lint: venv ## Run ruff (lint and format check) and mypy

@@ -10,8 +10,9 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,6 +21,8 @@ from cli.tables import echo_table
 
 if TYPE_CHECKING:
     from registry.client import Registry
+
+T = TypeVar("T")
 
 
 def _registry(ctx: click.Context) -> Registry:
@@ -132,6 +135,23 @@ def train(
     _published(name, alias, published.version, published.onnx_status, published.alias_set)
 
 
+#: Seconds import, promote and rollback wait for the gateways' load verdict by default.
+DEFAULT_VERDICT_WAIT = 30.0
+
+_wait_option = click.option(
+    "--wait",
+    "wait",
+    default=DEFAULT_VERDICT_WAIT,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="How long to wait for the gateways' verdict on a version none has tried yet.",
+)
+_force_option = click.option(
+    "--force", is_flag=True, help="Move the alias even if the gateways refuse the version."
+)
+
+
 @click.command(name="import")
 @click.argument("model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Registered model name.")
@@ -143,10 +163,18 @@ def train(
 @click.option(
     "--sample",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A CSV with a header row, to infer feature names and types.",
+    help="A CSV with a header row, to infer feature names and types "
+    "(required for XGBoost, LightGBM and CatBoost files).",
 )
 @click.option("--alias", default="production", show_default=True, help="Alias set if unset.")
-@click.option("--onnx/--no-onnx", default=True, show_default=True, help="Add a verified ONNX twin.")
+@click.option(
+    "--onnx/--no-onnx",
+    default=True,
+    show_default=True,
+    help="Add a verified ONNX twin (joblib models).",
+)
+@_wait_option
+@_force_option
 @click.pass_context
 def import_(
     ctx: click.Context,
@@ -156,20 +184,38 @@ def import_(
     sample: Path | None,
     alias: str,
     onnx: bool,
+    wait: float,
+    force: bool,
 ) -> None:
-    """Register an existing joblib model (model.pkl) and optional preprocessor."""
-    from registry.importer import import_joblib
+    """Register an existing model file as a new version.
 
-    published = import_joblib(
-        _registry(ctx),
+    MODEL_FILE is an XGBoost `.json`/`.ubj`, a LightGBM `.txt` or a CatBoost `.cbm` file
+    (with --sample), or else a joblib model (model.pkl) with an optional preprocessor.
+    """
+    from registry.importer import import_model
+    from registry.verdicts import set_alias_if_loadable
+
+    registry = _registry(ctx)
+    # Registered first, without the alias: the alias (when unset) is set only once the
+    # gateways' verdict says they can load the new version, as promote does.
+    published = import_model(
+        registry,
         model_file,
         name=name,
         preprocessor_path=preprocessor,
         sample_path=sample,
-        alias=alias,
+        alias=None,
         onnx=onnx,
     )
-    _published(name, alias, published.version, published.onnx_status, published.alias_set)
+    _published(name, alias, published.version, published.onnx_status, False)
+    alias_set = _moved(
+        alias,
+        lambda: set_alias_if_loadable(
+            registry, name, alias, published.version, None if force else wait
+        ),
+    )
+    if alias_set:
+        click.echo(f"alias {alias} -> version {published.version}")
 
 
 @click.command()
@@ -200,28 +246,59 @@ def optimize(ctx: click.Context, name: str, version: int, force: bool) -> None:
         click.echo(f"sha256 {result.sha256}")
 
 
+def _moved(alias: str, move: Callable[[], T]) -> T:
+    """Run a verdict-checked alias move; a refusal or a missing verdict leaves the alias as it
+    was and says so, with the way past it."""
+    from cli.errors import CliError
+    from kernel.errors import ArtifactRejected
+    from registry.verdicts import VerdictMissing
+
+    try:
+        return move()
+    except ArtifactRejected as exc:
+        hint = f"; alias '{alias}' unchanged (--force moves it anyway)"
+        raise CliError(exc.code, exc.message + hint) from None
+    except VerdictMissing as exc:
+        hint = f"; alias '{alias}' unchanged (--wait SECONDS waits longer, --force moves it)"
+        raise CliError(exc.code, exc.message + hint) from None
+
+
 @click.command(name="promote")
 @click.argument("name")
 @click.argument("version", type=int)
 @click.option("--alias", default="production", show_default=True)
+@_wait_option
+@_force_option
 @click.pass_context
-def promote_(ctx: click.Context, name: str, version: int, alias: str) -> None:
-    """Point an alias at a version; the previous one goes onto the alias history."""
+def promote_(
+    ctx: click.Context, name: str, version: int, alias: str, wait: float, force: bool
+) -> None:
+    """Point an alias at a version; the previous one goes onto the alias history.
+
+    The version must be one the gateways can load: their recorded verdict is read first (a
+    version none has tried is requested and waited for, --wait), and a refusal leaves the alias
+    unchanged unless --force."""
     from registry.aliases import promote
 
-    move = promote(_registry(ctx), name, version, alias)
+    registry = _registry(ctx)
+    verdict_wait = None if force else wait
+    move = _moved(alias, lambda: promote(registry, name, version, alias, verdict_wait=verdict_wait))
     click.echo(f"{name}@{alias}: {move.previous or '-'} -> {move.current}")
 
 
 @click.command(name="rollback")
 @click.argument("name")
 @click.option("--alias", default="production", show_default=True)
+@_wait_option
+@_force_option
 @click.pass_context
-def rollback_(ctx: click.Context, name: str, alias: str) -> None:
-    """Point an alias back at the version it had before the last promotion."""
+def rollback_(ctx: click.Context, name: str, alias: str, wait: float, force: bool) -> None:
+    """Point an alias back at the version it had before the last promotion (checked against
+    the gateways' verdict as promote is, unless --force)."""
     from registry.aliases import read_history, rollback
 
     registry = _registry(ctx)
-    move = rollback(registry, name, alias)
+    verdict_wait = None if force else wait
+    move = _moved(alias, lambda: rollback(registry, name, alias, verdict_wait=verdict_wait))
     left = len(read_history(registry, name, alias))
     click.echo(f"{name}@{alias}: {move.previous or '-'} -> {move.current} ({left} left in history)")

@@ -60,6 +60,8 @@ def create_app(
             retry_seconds=settings.model_load_retry_seconds,
             cache_size=settings.version_cache_size,
             options=LoadOptions.from_settings(settings),
+            default=settings.default_model,
+            max_served=settings.max_served_models,
         )
         timeout = settings.redis_timeout_seconds
         redis = _redis(settings.redis_url, timeout)

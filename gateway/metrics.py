@@ -69,3 +69,24 @@ DEPENDENCY_UP = Gauge(
     "1 when the last check reached the dependency (redis, cache, registry), else 0",
     ["dependency"],
 )
+MODEL_LOAD_FAILURES = Gauge(
+    "modelgate_model_load_failures",
+    "1 when the version a served model's alias points to was refused for a lasting reason "
+    "(digest, format, trusted types...): it answers 503 model_unavailable, or an older "
+    "version serves; else 0",
+    ["model"],
+)
+MODELS_OVER_CAP = Gauge(
+    "modelgate_models_over_cap",
+    "Models found by a pattern but not served: past MODELGATE_MAX_SERVED_MODELS",
+)
+
+# -- memory: every version in memory (served, previous, pinned), bounded by the settings ------
+LOADED_VERSIONS = Gauge(
+    "modelgate_loaded_versions", "Versions of a model loaded in this gateway", ["model"]
+)
+LOADED_MODEL_BYTES = Gauge(
+    "modelgate_loaded_model_bytes",
+    "Approximate memory of a loaded version: the size of its artifact on disk",
+    ["model", "version"],
+)

@@ -8,6 +8,7 @@ it can answer with the one error envelope.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from gateway.dataplane.models import ModelManager
 from gateway.protocols.v1 import MAX_VERSION
 from gateway.settings import GatewaySettings
+from kernel.errors import ModelNotFound
 from registry.signature import MAX_MAGNITUDE, Signature
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/health", "/docs", "/openapi.json"})
@@ -141,7 +143,11 @@ def build_openapi(app: FastAPI, models: ModelManager | None, settings: GatewaySe
     }
     served = [m for m in (models.current.values() if models else [])]
     signatures = list({m.signature: None for m in served})
-    default = models.current.get(models.default_name) if models else None
+    # With only patterns and no MODELGATE_DEFAULT_MODEL there is no default model.
+    default = None
+    if models is not None:
+        with contextlib.suppress(ModelNotFound):
+            default = models.current.get(models.default_name)
     names = list(models.specs) if models else []
     refs = names + [f"{n}@{s.alias}" for n, s in models.specs.items()] if models else []
     for path, operations in schema.get("paths", {}).items():

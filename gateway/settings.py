@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from gateway.dataplane.specs import parse_specs
+from gateway.dataplane.specs import default_model, explicit_specs, parse_specs
 from kernel.settings import SharedSettings
 
 
@@ -20,7 +20,19 @@ class GatewaySettings(SharedSettings):
     """Port the gateway listens on."""
 
     models: str = "iris@production"
-    """Served models as `name@alias`, comma-separated; the first is the default of `/predict`."""
+    """Served models, comma-separated: `name@alias` serves one model, `*@alias` every registered
+    model that has that alias (found by a scan of the registry every `refresh_seconds`; a model
+    that loses the alias or is deleted then answers 404). An explicit entry wins over a pattern
+    for its name; the first pattern whose alias a model carries decides its version."""
+
+    default_model: str | None = None
+    """The model that the legacy routes (`/predict`, `/health`, `/model-info`) answer for: a
+    name, explicit or found by a pattern. Unset: the first explicit entry of `models`; with only
+    patterns and no default, those routes answer 404 `model_not_found` saying to set this."""
+
+    max_served_models: int = Field(default=100, ge=1)
+    """Most models served at once (explicit entries first, then those found by patterns, in
+    name order); the others are logged, listed in /readyz and answer 503 `model_unavailable`."""
 
     refresh_seconds: float = Field(default=10.0, gt=0)
     """How often aliases are re-resolved, so a promotion is served within this delay."""
@@ -29,7 +41,10 @@ class GatewaySettings(SharedSettings):
     """Delay between load attempts while a configured model is not loaded yet."""
 
     version_cache_size: int = Field(default=4, ge=0)
-    """How many versions besides the aliased ones may be kept loaded for pinned requests."""
+    """Versions kept in memory besides the one each served alias points to (at most
+    `max_served_models` of those): previous versions (fast rollback), pinned versions, other
+    aliases, versions judged for the CLI; the least recently used is dropped first. So at most
+    `max_served_models + version_cache_size` versions are loaded. 0: no pinned versions (404)."""
 
     max_sync_rows: int = Field(default=1000, ge=1)
     """Most rows one synchronous prediction may carry; more belong in a batch job."""
@@ -135,3 +150,22 @@ class GatewaySettings(SharedSettings):
     def _models_parse(cls, value: str) -> str:
         parse_specs(value)  # raises ValueError with the reason
         return value
+
+    @field_validator("default_model")
+    @classmethod
+    def _default_is_a_name(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        if "@" in value or "*" in value or "," in value:
+            raise ValueError("must be a model name, without alias or pattern")
+        return value or None
+
+    @model_validator(mode="after")
+    def _models_fit(self) -> GatewaySettings:
+        specs = parse_specs(self.models)
+        named = [spec.name for spec in explicit_specs(specs)]
+        if len(named) > self.max_served_models:
+            raise ValueError(f"{len(named)} models configured, max_served_models is lower")
+        default = default_model(specs, self.default_model)
+        if default is not None and default not in named and len(named) == len(specs):
+            raise ValueError(f"default_model '{default}' is not among the served models")
+        return self

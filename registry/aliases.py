@@ -3,6 +3,10 @@
 The history lives in the registry, not on one machine, so rollback works from anywhere and
 twice in a row goes back two steps.  MLflow offers no compare-and-set, so two people promoting
 the same alias at the same instant can interleave; the last write wins.
+
+With `verdict_wait` (the CLI's `--wait`; None skips the check, as `--force` does), a move first
+asks the gateways' load verdicts (registry/verdicts.py) and refuses a version they cannot load,
+or one no gateway judged within that many seconds, before the alias is touched.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from kernel.errors import AliasHistoryEmpty, AliasNotFound, ArtifactRejected
 from registry.client import Registry
 from registry.digest import DIGEST_TAG
+from registry.verdicts import check_loadable
 
 HISTORY_TAG_PREFIX = "modelgate.alias_history."
 #: MLflow tag values are limited in size; the oldest entries are dropped past this many.
@@ -61,7 +66,14 @@ def pushed(history: list[int], version: int) -> list[int]:
     return (history + [version])[-HISTORY_LIMIT:]
 
 
-def promote(registry: Registry, name: str, version: int, alias: str = "production") -> AliasMove:
+def promote(
+    registry: Registry,
+    name: str,
+    version: int,
+    alias: str = "production",
+    *,
+    verdict_wait: float | None = None,
+) -> AliasMove:
     """Point `alias` at `version`, pushing the version it pointed to onto the history."""
     model_version = registry.version(name, version)
     if not (model_version.tags or {}).get(DIGEST_TAG):
@@ -74,6 +86,8 @@ def promote(registry: Registry, name: str, version: int, alias: str = "productio
         previous = None
     if previous == version:
         return AliasMove(name, alias, previous, version)
+    if verdict_wait is not None:
+        check_loadable(registry, name, version, force=False, wait=verdict_wait)
     if previous is not None:
         history = pushed(read_history(registry, name, alias), previous)
         registry.set_model_tag(name, history_tag(alias), json.dumps(history))
@@ -81,7 +95,13 @@ def promote(registry: Registry, name: str, version: int, alias: str = "productio
     return AliasMove(name, alias, previous, version)
 
 
-def rollback(registry: Registry, name: str, alias: str = "production") -> AliasMove:
+def rollback(
+    registry: Registry,
+    name: str,
+    alias: str = "production",
+    *,
+    verdict_wait: float | None = None,
+) -> AliasMove:
     """Point `alias` back at the version it had before the last promotion."""
     history = read_history(registry, name, alias)
     if not history:
@@ -91,6 +111,8 @@ def rollback(registry: Registry, name: str, alias: str = "production") -> AliasM
         previous: int | None = registry.alias_version(name, alias)
     except AliasNotFound:
         previous = None
+    if verdict_wait is not None and previous != target:
+        check_loadable(registry, name, target, force=False, wait=verdict_wait)
     registry.set_alias(name, alias, target)
     registry.set_model_tag(name, history_tag(alias), json.dumps(history[:-1]))
     return AliasMove(name, alias, previous, target)

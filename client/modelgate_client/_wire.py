@@ -62,6 +62,10 @@ class Call:
         return self.method.upper() in IDEMPOTENT_METHODS
 
 
+#: Error codes never retried whatever their status: the gateway's answer is lasting.
+NOT_RETRIED = frozenset({"model_unavailable"})
+
+
 @dataclass(frozen=True)
 class Send:
     call: Call
@@ -162,7 +166,9 @@ def exchange(call: Call, target: Target) -> Plan[httpx.Response]:
         error = error_from_answer(
             response.status_code, response.headers, response.content, response.reason_phrase
         )
-        by_status = error.status in target.retry.statuses
+        # A lasting refusal (a version that cannot load here) comes without Retry-After:
+        # sending it again cannot help.
+        by_status = error.status in target.retry.statuses and error.code not in NOT_RETRIED
         if not (by_status or error.code in call.retry_codes) or not target.retry.can_retry(attempt):
             raise error
         yield Sleep(target.retry.delay(attempt, error.retry_after if by_status else None))

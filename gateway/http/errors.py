@@ -9,7 +9,8 @@ ModelgateError (kernel.errors)
     ├── TooManyRows            too_many_rows           413
     ├── BodyTooLarge           body_too_large          413
     ├── UnsupportedMediaType   unsupported_media_type  415
-    ├── ModelNotReady          model_not_ready         503
+    ├── ModelNotReady          model_not_ready         503  (with Retry-After)
+    ├── ModelUnavailable       model_unavailable       503  (no Retry-After: a lasting refusal)
     └── Overloaded             overloaded              503
 """
 
@@ -40,6 +41,7 @@ STATUS_BY_CODE = {
     "invalid_json": 400,
     "empty_body": 400,
     "invalid_input": 422,
+    "predict_timeout": 504,  # a pyfunc model overran MODELGATE_PYFUNC_TIMEOUT_SECONDS
     "unknown_field": 422,
     "invalid_request": 422,
     "unauthorized": 401,
@@ -65,12 +67,16 @@ STATUS_BY_CODE = {
     "body_too_large": 413,
     "unsupported_media_type": 415,
     "model_not_ready": 503,
+    "model_unavailable": 503,  # the version cannot load here (lasting): retrying will not help
     "overloaded": 503,
     "registry_unavailable": 503,
+    "verdict_missing": 503,  # no gateway judged a version in time (raised by the CLI only)
 }
 
 #: Seconds a client should wait before retrying a 503.
 RETRY_AFTER_SECONDS = 1
+#: 503s that a retry does not cure: answered without Retry-After.
+NOT_RETRYABLE = frozenset({"model_unavailable"})
 
 
 class GatewayError(ModelgateError):
@@ -105,6 +111,13 @@ class ModelNotReady(GatewayError):
     code = "model_not_ready"
 
 
+class ModelUnavailable(GatewayError):
+    """A served model whose version was refused for a lasting reason (its artifact's digest,
+    format, trusted types...), or one past MODELGATE_MAX_SERVED_MODELS: the message says why."""
+
+    code = "model_unavailable"
+
+
 class Overloaded(GatewayError):
     code = "overloaded"
 
@@ -117,7 +130,8 @@ def error_body(code: str, message: str) -> bytes:
 
 def error_response(code: str, message: str, extra: Mapping[str, str] | None = None) -> Response:
     status = STATUS_BY_CODE.get(code, 500)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+    retry = status == 503 and code not in NOT_RETRYABLE
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry else {}
     headers.update(extra or {})
     return Response(
         error_body(code, message), status, headers=headers, media_type="application/json"

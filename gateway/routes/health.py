@@ -1,4 +1,5 @@
-"""`/healthz` (alive) and `/readyz` (models loaded, not draining; dependencies reported)."""
+"""`/healthz` (alive) and `/readyz` (models loaded or failed for good, not draining; failed
+versions and dependencies reported)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(request: Request, state: StateDep) -> Response:
-    """200 once every configured model and the API keys are loaded, until a stop signal starts
-    the drain; outages are reported only."""
+    """200 once every served model that can load is loaded and the API keys are, until a stop
+    signal starts the drain. Versions refused for a lasting reason (listed in `failed`, with
+    their reasons) and models missing from the registry while others serve do not hold it;
+    outages are reported only."""
     models = state.models
     drain: Drain = request.app.state.drain
     loaded = models.ready and state.keys.loaded_at is not None
@@ -29,15 +32,7 @@ async def readyz(request: Request, state: StateDep) -> Response:
     status = "draining" if drain.draining else "ready" if loaded else "loading"
     report = {
         "status": status,
-        "models": {
-            name: {
-                "alias": spec.alias,
-                "version": getattr(models.current.get(name), "version", None),
-                "loaded": name in models.current,
-                "last_error": models.last_error.get(name),
-            }
-            for name, spec in models.specs.items()
-        },
+        **models.report(),
         "keys": {"loaded": state.keys.loaded_at is not None, "loaded_at": state.keys.loaded_at},
         "dependencies": await dependency_report(
             state.redis, state.cache_redis, state.http, state.settings.mlflow_tracking_uri

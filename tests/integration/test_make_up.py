@@ -268,6 +268,10 @@ def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
             body = response.json()
             assert body["predictions"] == [0]
             assert len(body["probabilities"]) == 1 and len(body["probabilities"][0]) == 3
+            # make up serves every model with the alias production, iris answering /predict.
+            ready = client.get(f"{stack.url}/readyz").json()
+            assert ready["discovery"]["patterns"] == ["*@production"], ready
+            assert ready["default_model"] == "iris" and "iris" in ready["models"]
 
             # The stack's worker runs batch jobs.
             upload = b"sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n"

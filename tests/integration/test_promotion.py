@@ -140,8 +140,10 @@ def test_changed_artifact_is_refused_and_old_version_keeps_serving(
     response = gateway.http.post(url, json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
     assert response.status_code == 200 and response.json()["version"] == 1
     pinned = gateway.http.post(url, json={"instances": [[5.1, 3.5, 1.4, 0.2]], "version": 2})
-    assert pinned.status_code == 404
-    assert pinned.json()["error"]["code"] == "artifact_rejected"
+    # Refused for a lasting reason: 503 with the reason, and no Retry-After (a retry cannot help).
+    assert pinned.status_code == 503 and "retry-after" not in pinned.headers
+    assert pinned.json()["error"]["code"] == "model_unavailable"
+    assert "SHA-256" in pinned.json()["error"]["message"]
     assert "digest mismatch" in gateway.log_path.read_text()
 
 

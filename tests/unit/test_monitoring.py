@@ -35,6 +35,7 @@ REQUIRED_ALERTS = {
     "ModelgateNoWorker",  # no worker
     "ModelgateModelNotReady",  # model not ready
     "ModelgateRedisDown",  # Redis down
+    "ModelgateModelLoadRefused",  # a served version refused for a lasting reason
 }
 #: Grafana's variables, replaced by something PromQL parses.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}

@@ -63,6 +63,15 @@ def test_no_retries(fake: Fake, sleeps: list[float], retry: object) -> None:
     assert caught.value.retry_after == 1.0 and len(fake.requests) == 1 and sleeps == []
 
 
+def test_a_version_that_cannot_load_is_not_retried(fake: Fake, sleeps: list[float]) -> None:
+    reason = "model 'm' version 2: the artifact is a cloudpickle file"
+    fake.script = [envelope(503, "model_unavailable", reason)]
+    with fake.client() as client, pytest.raises(mg.Unavailable) as caught:
+        client.predict("m", ROWS)
+    assert caught.value.code == "model_unavailable" and reason in str(caught.value)
+    assert len(fake.requests) == 1 and sleeps == []
+
+
 def test_other_errors_are_not_retried(fake: Fake, sleeps: list[float]) -> None:
     fake.script = [envelope(422, "invalid_input", "row 0 is bad")]
     with fake.client() as client, pytest.raises(mg.InvalidInput):

@@ -13,8 +13,10 @@ from sklearn.tree import DecisionTreeClassifier
 from gateway.dataplane.models import ModelManager
 from gateway.dataplane.specs import ModelSpec
 from kernel.errors import ArtifactRejected
+from registry.digest import DIGEST_TAG
 from registry.model import LoadedModel
 from registry.signature import Feature, Signature
+from registry.trust import ADOPTED, TRUST_TAG
 from runtime.sklearn import SklearnRuntime
 
 
@@ -26,14 +28,17 @@ def _model(version: int) -> LoadedModel:
 
 class FakeRegistry:
     def __init__(self, version: int) -> None:
-        self.version = version
+        self.aliased = version
         self.tags: dict[str, str] = {}
 
     def alias_version(self, name: str, alias: str) -> int:
-        return self.version
+        return self.aliased
 
     def alias_model_version(self, name: str, alias: str) -> SimpleNamespace:
-        return SimpleNamespace(version=str(self.version), tags=self.tags)
+        return SimpleNamespace(version=str(self.aliased), tags=self.tags)
+
+    def version(self, name: str, version: int) -> SimpleNamespace:
+        return SimpleNamespace(version=str(version), tags=self.tags)
 
 
 def _manager(registry: Any) -> ModelManager:
@@ -96,7 +101,7 @@ def test_a_rollback_reuses_the_version_kept_in_memory(monkeypatch) -> None:
 
     monkeypatch.setattr(manager, "_load", load)
     asyncio.run(manager.refresh(manager.specs["m"]))  # promotion: loads 2, keeps 1 aside
-    registry.version = 1
+    registry.aliased = 1
     asyncio.run(manager.refresh(manager.specs["m"]))  # rollback: no download
     assert loads == [2] and manager.current["m"].version == 1
 
@@ -157,3 +162,24 @@ def test_a_twin_that_could_not_be_downloaded_is_fetched_again_at_the_next_refres
     monkeypatch.setattr(manager, "_load", load)
     asyncio.run(manager.refresh(manager.specs["m"]))
     assert loads == [1] and manager.current["m"].runtime.name == "onnx"
+
+
+def test_a_refused_version_is_tried_again_once_adopted(monkeypatch) -> None:
+    registry = FakeRegistry(1)
+    manager = _manager(registry)
+    loads: list[int] = []
+
+    async def load(name: str, version: int) -> LoadedModel:
+        loads.append(version)
+        if registry.tags.get(TRUST_TAG) != ADOPTED:
+            raise ArtifactRejected("model 'm' version 1: never trusted on first use")
+        return _model(version)
+
+    monkeypatch.setattr(manager, "_load", load)
+    refresh = manager.specs["m"]
+    for _ in range(3):  # refused once, then not downloaded again
+        asyncio.run(manager.refresh(refresh))
+    assert loads == [1] and "m" not in manager.current
+    registry.tags.update({DIGEST_TAG: "a" * 64, TRUST_TAG: ADOPTED})  # `modelgate adopt m 1`
+    asyncio.run(manager.refresh(refresh))
+    assert loads == [1, 1] and manager.current["m"].version == 1
