@@ -11,43 +11,23 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.batch import measure
 from bench.cli_timing import cli_checks, measure_cli
+from bench.flavors import flavor_checks, measure_flavors, print_flavors
+from bench.servers import Target, measure_target
 from bench.stack import Stack
-from bench.wrk import Load, run_wrk
-from devstack.processes import Gateway, Service, Worker
+from bench.wrk import Load
+from devstack.processes import Service, Worker
 
 RESULTS = Path(__file__).with_name("results")
-#: Row numbers (bench/rows.lua) are spaced so that no run, warm-up included, repeats a row of
-#: another: a cache-miss case must see misses only (checked in the report).
-ROWS_PER_RUN = 1_000_000
-WARMUP_OFFSET = 5_000_000_000
-
-
-@dataclass
-class Target:
-    """One server measured at every concurrency."""
-
-    name: str
-    label: str
-    body_format: str
-    repeat: int = 0
-    loads: list[Load] = field(default_factory=list)
-    cache: list[dict[str, float]] = field(default_factory=list)
-    rss_mb: float | None = None
-    rss_ready_mb: float | None = None
 
 
 def main() -> None:
@@ -57,26 +37,34 @@ def main() -> None:
     parser.add_argument("--connections", default="1,16,64", help="wrk concurrencies")
     parser.add_argument("--batch-rows", type=int, default=1_000_000, help="0 skips the job")
     parser.add_argument(
-        "--only", default="", help="comma-separated target names, `cli` among them (debugging)"
+        "--only",
+        default="",
+        help="comma-separated target names, `cli` and `flavors` among them (debugging)",
     )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
+    wanted = {name for name in args.only.split(",") if name}
     workdir = Path(tempfile.mkdtemp(prefix="modelgate-bench-"))
     stack = Stack(workdir)
     print(f"bench: workdir {workdir}; starting Redis x2, MLflow, training the demo model")
     started = time.time()
     try:
         stack.start()
-        targets = measure_servers(stack, connections, args, args.only)
+        targets = measure_servers(stack, connections, args, wanted)
         batch = None
-        if args.batch_rows and not args.only:
+        if args.batch_rows and not wanted:
             batch = measure_batch(stack, workdir, args.batch_rows)
-        cli = measure_cli(stack) if not args.only or "cli" in args.only.split(",") else None
+        cli = measure_cli(stack) if not wanted or "cli" in wanted else None
+        flavors = None
+        if not wanted or "flavors" in wanted:
+            flavors = measure_flavors(stack, connections, args.seconds, args.warmup)
     finally:
         stack.close()
     report = build_report(targets, batch, connections, args, time.time() - started)
     report["cli"] = cli
+    report["flavors"] = flavors
     report["checks"].extend(cli_checks(cli or {}))
+    report["checks"].extend(flavor_checks(flavors))
     print_report(report)
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -117,77 +105,29 @@ def targets_to_run() -> list[tuple[Target, Callable[[Stack], tuple[Service, str]
 
 
 def measure_servers(
-    stack: Stack, connections: list[int], args: argparse.Namespace, only: str
+    stack: Stack, connections: list[int], args: argparse.Namespace, wanted: set[str]
 ) -> list[Target]:
     done: list[Target] = []
     offset = 0
-    wanted = {name for name in only.split(",") if name}
     for target, start in targets_to_run():
         if wanted and target.name not in wanted:
             continue
         service, url = start(stack)
         try:
-            target.rss_ready_mb = rss_mb(service)  # loaded, before any traffic
-            key = stack.api_key if target.body_format == "v1" else ""
-            # Warm-up on rows the measured runs never send.
-            run_wrk(
+            offset = measure_target(
+                target,
+                service,
                 url,
-                connections=16,
-                seconds=args.warmup,
-                body_format=target.body_format,
-                api_key=key,
-                repeat=target.repeat,
-                offset=WARMUP_OFFSET + offset,
+                api_key=stack.api_key,
+                connections=connections,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                offset=offset,
             )
-            for conns in connections:
-                before = cache_counts(service)
-                offset += ROWS_PER_RUN
-                load = run_wrk(
-                    url,
-                    connections=conns,
-                    seconds=args.seconds,
-                    body_format=target.body_format,
-                    api_key=key,
-                    repeat=target.repeat,
-                    offset=0 if target.repeat else offset,
-                )
-                after = cache_counts(service)
-                target.loads.append(load)
-                target.cache.append({k: after[k] - before.get(k, 0) for k in after})
-                print(
-                    f"  {target.name:<14} c={conns:<3} {load.rps:>8.1f} req/s  "
-                    f"p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:8.2f} ms  "
-                    f"errors {load.errors}"
-                )
-            target.rss_mb = rss_mb(service)
         finally:
             service.stop()
         done.append(target)
     return done
-
-
-def cache_counts(service: Service) -> dict[str, float]:
-    """Modelgate's own hit and miss counters, read from its metrics port."""
-    if not isinstance(service, Gateway):
-        return {}
-    port = service.env["MODELGATE_METRICS_PORT"] if service.env else None
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    hits = sum(
-        float(m.group(1))
-        for m in re.finditer(r"^modelgate_cache_hits_total\{[^}]*\} (\S+)$", text, re.M)
-    )
-    miss = re.search(r"^modelgate_cache_misses_total (\S+)$", text, re.M)
-    return {"hits": hits, "misses": float(miss.group(1)) if miss else 0.0}
-
-
-def rss_mb(service: Service) -> float | None:
-    """Resident memory of the server process (VmRSS), in MiB."""
-    try:
-        status = Path(f"/proc/{service.pid}/status").read_text()
-    except OSError:
-        return None
-    found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-    return round(int(found.group(1)) / 1024, 1) if found else None
 
 
 def measure_batch(stack: Stack, workdir: Path, rows: int) -> dict[str, Any]:
@@ -341,7 +281,8 @@ def wrk_version() -> str:
     return (done.stdout or done.stderr).splitlines()[0] if (done.stdout or done.stderr) else "?"
 
 
-def print_report(report: dict[str, Any]) -> None:
+def print_servers(report: dict[str, Any]) -> None:
+    """The main comparison: the table, the ratios and the memory of each server."""
     print(
         f"\n{'target':<40} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>9} "
         f"{'errors':>6} {'hits':>7} {'misses':>7}"
@@ -364,12 +305,19 @@ def print_report(report: dict[str, Any]) -> None:
             f"{n} {t['rss_ready_mb']} -> {t['rss_mb']}" for n, t in report["targets"].items()
         )
     )
+
+
+def print_report(report: dict[str, Any]) -> None:
+    if report["targets"]:
+        print_servers(report)
     if report["batch"]:
         b = report["batch"]
         print(
             f"batch: {b['rows']:,} rows: job {b['job_rows_per_s']:,} rows/s, in-process "
             f"{b['baseline_rows_per_s']:,} rows/s, ratio {b['ratio']}"
         )
+    if report["flavors"]:
+        print_flavors(report["flavors"])
     print("\ntargets:")
     for item in report["checks"]:
         mark = "MET" if item["met"] else "NOT MET"

@@ -1,11 +1,13 @@
--- wrk script: POST one iris-shaped row per request, in the body format a target expects.
+-- wrk script: POST one row per request, in the body format a target expects.
 -- Environment: BENCH_FORMAT (v1 | features | mlflow), BENCH_API_KEY (sent as X-API-Key when
 -- set), BENCH_REPEAT (N > 0: cycle over N rows, so they repeat; else every row differs),
--- BENCH_OFFSET (first row number, so that runs never share rows).
+-- BENCH_OFFSET (first row number, so that runs never share rows), BENCH_WIDTH (4, the default:
+-- iris rows; any other N: N features named f0..f<N-1>, for the flavor section's models).
 local format = os.getenv("BENCH_FORMAT") or "v1"
 local key = os.getenv("BENCH_API_KEY") or ""
 local cycle = tonumber(os.getenv("BENCH_REPEAT") or "0")
 local n = tonumber(os.getenv("BENCH_OFFSET") or "0")
+local width = tonumber(os.getenv("BENCH_WIDTH") or "4")
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -22,15 +24,40 @@ local function row(i)
   return string.format("[%.2f,%.2f,%.2f,%.2f]", a, b, c, d)
 end
 
+-- Wide rows, values in [-5, 5) with two decimals: the first four features spell the row number
+-- in base 1000 (distinct for row numbers below 10^12), the others are scrambled from it.
+local function wide_row(i)
+  local values = {}
+  for j = 0, width - 1 do
+    local v
+    if j < 4 then
+      v = math.floor(i / 1000 ^ j) % 1000
+    else
+      v = (i * 7919 + j * 104729 + math.floor(i / 997) * 31) % 1000
+    end
+    values[j + 1] = string.format("%.2f", v / 100 - 5)
+  end
+  return "[" .. table.concat(values, ",") .. "]"
+end
+
+local columns = '"sepal_length","sepal_width","petal_length","petal_width"'
+if width ~= 4 then
+  local names = {}
+  for j = 0, width - 1 do
+    names[j + 1] = '"f' .. j .. '"'
+  end
+  columns = table.concat(names, ",")
+end
+
 function request()
   n = n + 1
-  local values = row(cycle > 0 and (n % cycle) or n)
+  local i = cycle > 0 and (n % cycle) or n
+  local values = width == 4 and row(i) or wide_row(i)
   local body
   if format == "features" then
     body = '{"features":[' .. values .. ']}'
   elseif format == "mlflow" then
-    body = '{"dataframe_split":{"columns":["sepal_length","sepal_width","petal_length",'
-      .. '"petal_width"],"data":[' .. values .. ']}}'
+    body = '{"dataframe_split":{"columns":[' .. columns .. '],"data":[' .. values .. ']}}'
   else
     body = '{"instances":[' .. values .. ']}'
   end

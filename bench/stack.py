@@ -96,7 +96,12 @@ class Stack:
         }
         env.update({f"MODELGATE_{k.upper()}": v for k, v in settings.items()})
         gateway = Gateway(self.workdir / "gateways", env, self.api_key)
-        gateway.start()
+        try:
+            gateway.start()
+        except TimeoutError as exc:  # not ready: stop it, and say why from its log
+            tail = gateway.log_tail(5)
+            gateway.stop()
+            raise TimeoutError(f"{exc}; the gateway's log ends:\n{tail}") from exc
         return gateway
 
     def seed_app(self) -> tuple[Service, str]:
@@ -125,13 +130,14 @@ class Stack:
         wait_until(lambda: http_ok(url + "/docs"), 60, name)
         return service, url + "/predict"
 
-    def mlflow_serve(self) -> tuple[Service, str]:
-        """`mlflow models serve --env-manager local` of the same registered version."""
+    def mlflow_serve(self, model: str = MODEL, version: int | None = None) -> tuple[Service, str]:
+        """`mlflow models serve --env-manager local` of a registered version (the demo
+        model's unless given)."""
         assert self.mlflow and self.model
         port = free_port()
         argv = [
             str(VENV_BIN / "mlflow"), "models", "serve", "-m",
-            f"models:/{MODEL}/{self.model.version}", "--env-manager", "local",
+            f"models:/{model}/{version or self.model.version}", "--env-manager", "local",
             "-h", "127.0.0.1", "-p", str(port), "-w", "1",
         ]  # fmt: skip
         env = {

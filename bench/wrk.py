@@ -37,15 +37,17 @@ def run_wrk(
     api_key: str = "",
     repeat: int = 0,
     offset: int = 0,
+    width: int = 4,
 ) -> Load:
-    """One thread, `connections` connections, `seconds` long; errors = socket errors, timeouts
-    and non-2xx answers."""
+    """One thread, `connections` connections, `seconds` long, rows of `width` features (4: iris
+    rows); errors = socket errors, timeouts and non-2xx answers."""
     env = {
         **os.environ,
         "BENCH_FORMAT": body_format,
         "BENCH_API_KEY": api_key,
         "BENCH_REPEAT": str(repeat),
         "BENCH_OFFSET": str(offset),
+        "BENCH_WIDTH": str(width),
     }
     argv = [
         "wrk",

@@ -1,5 +1,5 @@
-"""Import an existing joblib model (and preprocessor) as used by the hand-written app
-(docs/legacy-api.md)."""
+"""Import an existing model file: a joblib model (and preprocessor) as used by the hand-written
+app (docs/legacy-api.md), or an XGBoost, LightGBM or CatBoost file (registry/import_native.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from sklearn.pipeline import Pipeline
 
 from kernel.errors import InvalidInput
 from registry.client import Registry
+from registry.import_native import import_native
+from registry.native_files import native_format
 from registry.publish import Published, publish
 from runtime.sklearn import first_step
 
@@ -49,6 +51,36 @@ def example_frame(estimator: Any, sample: pd.DataFrame | None) -> pd.DataFrame:
     else:
         raise InvalidInput("the model does not say how many features it takes; give --sample")
     return pd.DataFrame(np.zeros((2, len(columns))), columns=columns)
+
+
+def import_model(
+    registry: Registry,
+    model_path: Path,
+    *,
+    name: str,
+    preprocessor_path: Path | None = None,
+    sample_path: Path | None = None,
+    alias: str | None = "production",
+    onnx: bool = True,
+) -> Published:
+    """Register `model_path` as a new version of `name`: a native XGBoost (`.json`, `.ubj`),
+    LightGBM (`.txt`) or CatBoost (`.cbm`) file by its suffix, any other file as joblib."""
+    fmt = native_format(model_path)
+    if fmt is None:
+        return import_joblib(
+            registry,
+            model_path,
+            name=name,
+            preprocessor_path=preprocessor_path,
+            sample_path=sample_path,
+            alias=alias,
+            onnx=onnx,
+        )
+    if preprocessor_path is not None:
+        raise InvalidInput(
+            f"--preprocessor goes with a joblib model only; a {fmt.label} file is the whole model"
+        )
+    return import_native(registry, fmt, model_path, name=name, sample_path=sample_path, alias=alias)
 
 
 def import_joblib(
