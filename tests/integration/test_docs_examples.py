@@ -36,6 +36,9 @@ PAGE_TIMEOUT_SECONDS = 600
 #: that promotes or creates a key sees it take effect within its own `sleep`, and room for the
 #: jobs the pages submit at once.
 GATEWAY_SETTINGS = {
+    # What make up serves: every model with the alias production, /predict answering for iris.
+    "MODELGATE_MODELS": "*@production",
+    "MODELGATE_DEFAULT_MODEL": "iris",
     "MODELGATE_REFRESH_SECONDS": "0.5",
     "MODELGATE_KEYS_REFRESH_SECONDS": "0.5",
     "MODELGATE_MODEL_LOAD_RETRY_SECONDS": "0.5",

@@ -28,8 +28,12 @@ SERVICES = {
     "worker": ["python", "-m", "worker"],
     "mlflow": ["python", "-m", "registry.server"],
 }
-#: The dependency group each image installs.
-GROUPS = {"gateway": "gateway", "worker": "worker", "mlflow": "server"}
+#: The dependency group each image installs (with the flavors' extras for the model servers).
+GROUPS = {
+    "gateway": "gateway,xgboost,lightgbm",
+    "worker": "worker,xgboost,lightgbm",
+    "mlflow": "server",
+}
 #: The uid and gid of the pods (k8s/base) and of the images' user.
 UID = 10001
 
@@ -238,7 +242,10 @@ def test_installs_its_group_from_the_pinned_constraints(service: str) -> None:
     assert f"'.[{GROUPS[service]}]'" in installs[0]
     # Every package of the group is pinned by the constraints (the image gets what was tested).
     pins = _constraints()
-    for name, requirement in group_requirements(GROUPS[service]).items():
+    wanted: dict[str, Requirement] = {}
+    for group in GROUPS[service].split(","):
+        wanted.update(group_requirements(group))
+    for name, requirement in wanted.items():
         key = name.lower().replace("_", "-")
         assert key in pins, f"{name} is not in constraints.txt"
         assert requirement.specifier.contains(pins[key]), (name, pins[key])
@@ -334,3 +341,19 @@ def test_each_image_copies_exactly_the_packages_its_entrypoints_import(service: 
     # The client's package lives in its distribution's folder (tests/unit/test_layers.py).
     where = {"modelgate_client": "client"}
     assert copied == {where.get(p, p) for p in _first_party_closure(ENTRYPOINTS[service])}
+
+
+@pytest.mark.parametrize("service", ["gateway", "worker"])
+def test_model_servers_install_every_flavor_and_catboost_without_plotting(service: str) -> None:
+    runs = [step.args for step in instructions(dockerfile(service)) if step.keyword == "RUN"]
+    no_deps = [run for run in runs if "--no-deps" in run and "catboost" in run]
+    assert len(no_deps) == 1 and "-c constraints.txt" in no_deps[0], runs
+    assert "catboost" in group_requirements("catboost") and "catboost" in _constraints()
+    # What catboost imports to load and predict is in the image's groups; what it only plots
+    # with is not.
+    installed: dict[str, Requirement] = {}
+    for group in GROUPS[service].split(","):
+        installed.update(group_requirements(group))
+    assert {"numpy", "pandas", "scikit-learn"} <= set(installed)  # scipy comes with the last
+    assert not {"plotly", "matplotlib", "graphviz"} & set(installed)
+    assert any("libgomp1=" in run for run in runs), "LightGBM needs the OpenMP runtime"

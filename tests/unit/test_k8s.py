@@ -138,6 +138,18 @@ def test_dev_and_prod_differ_where_documented() -> None:
     for docs in (dev, prod):
         namespace = of_kind(docs, "Namespace")[0]
         assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    # Dev serves versions logged the ordinary MLflow way (trust on first use); prod only
+    # registered or adopted ones.
+    shared = {
+        name: next(
+            d
+            for d in of_kind(docs, "ConfigMap")
+            if d["metadata"]["name"].startswith("modelgate-shared")
+        )["data"]
+        for name, docs in (("dev", dev), ("prod", prod))
+    }
+    assert shared["dev"]["MODELGATE_TRUST"] == "first-use"
+    assert shared["prod"]["MODELGATE_TRUST"] == "strict"
 
 
 # --- Ingress: the API port of the gateway, nothing else ---------------------------------------
