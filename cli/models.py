@@ -208,11 +208,14 @@ def import_(
         onnx=onnx,
     )
     _published(name, alias, published.version, published.onnx_status, False)
+    # Importing again would register another version: the way past is promote.
+    past = f"`modelgate promote {name} {published.version} --alias {alias}` sets it, --force too"
     alias_set = _moved(
         alias,
         lambda: set_alias_if_loadable(
             registry, name, alias, published.version, None if force else wait
         ),
+        past,
     )
     if alias_set:
         click.echo(f"alias {alias} -> version {published.version}")
@@ -225,9 +228,14 @@ def import_(
 @click.pass_context
 def optimize(ctx: click.Context, name: str, version: int, force: bool) -> None:
     """Convert a registered version to ONNX, verify it against scikit-learn, keep it if equal."""
+    from kernel.loading import LoadOptions
+    from kernel.settings import SharedSettings
     from registry.optimize import optimize_version
 
-    result = optimize_version(_registry(ctx), name, version, force=force)
+    # The loader policy of this environment's MODELGATE_* settings (trust, pickle, pyfunc),
+    # as the services read theirs: optimize loads the version as they would.
+    options = LoadOptions.from_settings(SharedSettings())
+    result = optimize_version(_registry(ctx), name, version, options=options, force=force)
     if result.kept:
         click.echo(
             f"{name} version {version}: onnx already verified (sha256 {result.sha256}); "
@@ -246,9 +254,9 @@ def optimize(ctx: click.Context, name: str, version: int, force: bool) -> None:
         click.echo(f"sha256 {result.sha256}")
 
 
-def _moved(alias: str, move: Callable[[], T]) -> T:
+def _moved(alias: str, move: Callable[[], T], way_past: str | None = None) -> T:
     """Run a verdict-checked alias move; a refusal or a missing verdict leaves the alias as it
-    was and says so, with the way past it."""
+    was and says so, with the way past it (`way_past`, else the command's own flags)."""
     from cli.errors import CliError
     from kernel.errors import ArtifactRejected
     from registry.verdicts import VerdictMissing
@@ -256,10 +264,11 @@ def _moved(alias: str, move: Callable[[], T]) -> T:
     try:
         return move()
     except ArtifactRejected as exc:
-        hint = f"; alias '{alias}' unchanged (--force moves it anyway)"
+        hint = f"; alias '{alias}' unchanged ({way_past or '--force moves it anyway'})"
         raise CliError(exc.code, exc.message + hint) from None
     except VerdictMissing as exc:
-        hint = f"; alias '{alias}' unchanged (--wait SECONDS waits longer, --force moves it)"
+        flags = "--wait SECONDS waits longer, --force moves it"
+        hint = f"; alias '{alias}' unchanged ({way_past or flags})"
         raise CliError(exc.code, exc.message + hint) from None
 
 

@@ -18,7 +18,7 @@ from gateway.dataplane.models import ModelManager
 from gateway.protocols.v1 import MAX_VERSION
 from gateway.settings import GatewaySettings
 from kernel.errors import ModelNotFound
-from registry.signature import MAX_MAGNITUDE, Signature
+from registry.signature import MAX_MAGNITUDE, Feature, Signature
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/health", "/docs", "/openapi.json"})
 
@@ -51,7 +51,15 @@ _ERROR_TEXT = {
 }
 
 
-def feature_schema(kind: str) -> dict[str, Any]:
+def feature_schema(feature: Feature) -> dict[str, Any]:
+    """A feature's JSON schema; `null` too where it takes a missing value."""
+    schema = _value_schema(feature.type)
+    if feature.missing_ok:
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def _value_schema(kind: str) -> dict[str, Any]:
     if kind in ("long", "integer"):
         return {"type": "integer", "minimum": -(2**53), "maximum": 2**53}
     if kind == "boolean":
@@ -71,7 +79,7 @@ def rows_schema(signature: Signature, max_rows: int) -> dict[str, Any]:
             "type": "array",
             "minItems": width,
             "maxItems": width,
-            "prefixItems": [feature_schema(f.type) for f in signature.features],
+            "prefixItems": [feature_schema(f) for f in signature.features],
             "items": False,
         },
     }
@@ -86,7 +94,7 @@ def records_schema(signature: Signature, max_rows: int) -> dict[str, Any]:
             "type": "object",
             "required": list(signature.names),
             "additionalProperties": False,
-            "properties": {f.name: feature_schema(f.type) for f in signature.features},
+            "properties": {f.name: feature_schema(f) for f in signature.features},
         },
     }
 

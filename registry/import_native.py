@@ -154,9 +154,8 @@ def import_native(
     info, run_id = _log(registry, native, name, example, output, params, model_path)
     version = int(info.registered_model_version)
     digest = record_digest(registry, name, version)
-    # CHECK_LOADABLE: the one call site of registry.verdicts.check_loadable(registry, name,
-    # version, force, wait) goes here: refuse a version the gateways cannot load before the
-    # alias is touched.
+    # `modelgate import` passes no alias and sets it itself once the gateways' verdict allows
+    # (registry.verdicts.set_alias_if_loadable); a library caller's alias is set at once.
     alias_set = _set_alias_if_unset(registry, name, alias, version)
     logger.info("registered %s version %s from %s (alias set: %s)", name, version, fmt.label,
                 alias_set)  # fmt: skip

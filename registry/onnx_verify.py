@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from kernel.errors import InvalidInput
 from registry.model import LoadedModel, Prediction
 from registry.onnx_boosters import compares_in_double
 from registry.onnx_convert import split_points
@@ -161,14 +160,17 @@ def verify(
     if missing is not None and count:
         rows = np.vstack([rows, missing])
     batch = rows.tolist()
+    # The runtimes themselves, not LoadedModel.predict: that sends a call holding a missing
+    # value to the native runtime, and the twin would never be compared at all.
+    assert onnx_model.twin is not None, "verify() compares a twin"
     try:
-        expected = native_model.predict(batch)
-    except InvalidInput:
+        expected = native_model.native.predict(batch)
+    except (ValueError, OverflowError):
         reason = "the native runtime refused the verification rows"
         return Verification(False, len(rows), threshold_rows, 0, np.inf, reason, count)
     try:
-        actual = onnx_model.predict(batch)
-    except InvalidInput:
+        actual = onnx_model.twin.predict(batch)
+    except (ValueError, OverflowError):
         reason = "onnxruntime refused rows the native runtime answers"
         return Verification(False, len(rows), threshold_rows, 0, np.inf, reason, count)
     is_classifier = native_model.classes is not None

@@ -72,8 +72,9 @@ def settle_digest(
         )
     digest = directory_digest(local)
     # Two first loads at once (two gateways) compute the same digest of the same artifact.
-    registry.set_version_tag(name, version, DIGEST_TAG, digest)
+    # The trust tag first: a digest seen without it would count as registered (vouched).
     registry.set_version_tag(name, version, TRUST_TAG, FIRST_USE)
+    registry.set_version_tag(name, version, DIGEST_TAG, digest)
     logger.warning(
         "model %s version %s had no recorded digest: trusted on first use, recorded %s",
         name,
@@ -86,5 +87,5 @@ def settle_digest(
 
 def record(registry: Registry, name: str, version: int, digest: str, how: str) -> None:
     """Record a digest and whose word it rests on (`registered` or `adopted`)."""
-    registry.set_version_tag(name, version, DIGEST_TAG, digest)
     registry.set_version_tag(name, version, TRUST_TAG, how)
+    registry.set_version_tag(name, version, DIGEST_TAG, digest)

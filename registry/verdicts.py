@@ -15,6 +15,7 @@ still counts (`--force` moves an alias past it).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -123,7 +124,13 @@ def check_loadable(registry: Registry, name: str, version: int, force: bool, wai
     verdicts = read_verdicts(registry, name, version)
     if not verdicts:
         request_verdict(registry, name, version)
-        verdicts = wait_for_verdict(registry, name, version, wait)
+        try:
+            verdicts = wait_for_verdict(registry, name, version, wait)
+        finally:
+            # Answered or not, the request is dropped: gateways search only the newest requests,
+            # and a stale one would push a later request of this version out of their sight.
+            with contextlib.suppress(RegistryError):
+                registry.delete_version_tag(name, version, REQUEST_TAG)
     reason = refusal(verdicts)
     if reason is not None:
         raise ArtifactRejected(f"the gateways refuse model '{name}' version {version}: {reason}")

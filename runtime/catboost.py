@@ -60,7 +60,8 @@ class CatBoostRuntime:
         if self.cat_features:
             frame = pd.DataFrame(rows, columns=self.feature_names or self.columns)
             for at in self.cat_features:
-                frame.iloc[:, at] = frame.iloc[:, at].astype(str)
+                column = frame.columns[at]
+                frame[column] = frame[column].map(_category)
             return frame
         return np.asarray(rows, dtype=np.float64)
 
@@ -69,3 +70,10 @@ class CatBoostRuntime:
         if self.classes is None:
             return values_answer(self.estimator.predict(data))
         return classifier_answer(self.classes, self.estimator.predict_proba(data))
+
+
+def _category(value: Any) -> str:
+    """A categorical value as CatBoost saw it in training: 3.0 sent as JSON is the category 3."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -33,6 +33,10 @@ class XGBoostRuntime:
         self.objective = str(learner["objective"]["name"])
         num_class = int(learner["learner_model_param"].get("num_class", "0") or 0)
         self.classes = objective_classes(self.objective, num_class)
+        # The scikit-learn API answers with the trees up to its early-stopping best iteration,
+        # as XGBoost itself does; a bare Booster with all of them.
+        best = self.booster.attr("best_iteration") if self.booster is not model else None
+        self.iteration_range = (0, int(best) + 1) if best is not None else (0, 0)
 
     @property
     def model_type(self) -> str:
@@ -59,6 +63,8 @@ class XGBoostRuntime:
 
     def predict(self, rows: list[list[Any]]) -> Prediction:
         raw = self.booster.inplace_predict(
-            np.asarray(rows, dtype=np.float64), validate_features=False
+            np.asarray(rows, dtype=np.float64),
+            iteration_range=self.iteration_range,
+            validate_features=False,
         )
         return booster_answer(self.classes, raw)

@@ -121,6 +121,15 @@ class PinnedFailures:
         while len(self._failed) > self.limit:
             self._failed.popitem(last=False)
 
+    def passing(self, key: tuple[str, int]) -> bool:
+        """A passing failure held lately; a refusal is judged again when the CLI asks (`adopt`
+        asks once it changed what the version is trusted as)."""
+        held = self.holds(key)
+        return held is not None and kind_of(held) != REFUSED
+
+    def forget(self, key: tuple[str, int]) -> None:
+        self._failed.pop(key, None)
+
     def forget_model(self, name: str) -> None:
         for key in [k for k in self._failed if k[0] == name]:
             del self._failed[key]

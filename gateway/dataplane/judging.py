@@ -38,7 +38,9 @@ async def judge_requested(models: ModelManager) -> None:
         if known is not None:
             await models.loader.record(name, version, known)
         elif loads < MAX_JUDGED_PER_ROUND and not models.pinned_failure(name, version):
-            loads += 1  # (one that failed lately for a passing reason waits a later round)
+            # One that failed lately for a passing reason waits a later round; a refused one is
+            # loaded again when asked (`adopt` asks once it changed what it is trusted as).
+            loads += 1
             await _judge(models, name, version)
 
 

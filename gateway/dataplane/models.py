@@ -5,8 +5,7 @@ current `LoadedModel`. A background task re-resolves the aliases every `refresh_
 registry scan does it for all, with patterns); a new version is loaded beside the old one and
 swapped in by one assignment, so requests in flight finish on the version they started with. A
 version that fails to load leaves the old one serving (failures.py: when it is tried again).
-Pinned versions and other aliases of served models load on demand into a bounded LRU
-(versions.py); nothing else is ever loaded for a client.
+Pinned versions and other aliases of served models load into a bounded LRU (versions.py).
 """
 
 from __future__ import annotations
@@ -268,13 +267,14 @@ class ModelManager(Discovery):
         return await self._load(name, version)  # judging.py, under `pinned_loads`
 
     def pinned_failure(self, name: str, version: int) -> bool:
-        return self._pinned_failures.holds((name, version)) is not None
+        return self._pinned_failures.passing((name, version))
 
     def remember_pinned_failure(self, name: str, version: int, exc: RegistryError) -> None:
         self._pinned_failures.remember((name, version), exc)
 
     def keep(self, model: LoadedModel) -> None:
         """Keep a version loaded besides the served ones if its model is still served."""
+        self._pinned_failures.forget((model.name, model.version))  # it loads now (adopted)
         if model.name in self.specs:
             self._remember(model)
         else:

@@ -68,7 +68,9 @@ def _environment(home: Path) -> dict[str, str]:
     """The user's shell: no MODELGATE_* of the developer, the venv first on PATH, a curlrc."""
     home.mkdir(parents=True, exist_ok=True)
     (home / ".curlrc").write_text("fail-with-body\nshow-error\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
+    # No MODELGATE_* of the developer, and no MLFLOW_* either: mlflow.set_tracking_uri in a
+    # test of this process exports MLFLOW_TRACKING_URI, which would point an example elsewhere.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELGATE_", "MLFLOW_"))}
     env.pop("XDG_CONFIG_HOME", None)  # the user config is looked up there first
     env.update(
         HOME=str(home),

@@ -8,6 +8,7 @@ predict/predict_proba within 1e-5, missing values included where the flavor take
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from typing import Any
@@ -55,6 +56,8 @@ def logged(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
     from sklearn.ensemble import RandomForestClassifier
 
     frame, y = _data()
+    # set_tracking_uri exports MLFLOW_TRACKING_URI (and the registry's): put them back after.
+    exported = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
     mlflow.set_tracking_uri(mlflow_server.url)
     mlflow.set_registry_uri(mlflow_server.url)
     natives: dict[str, Any] = {
@@ -129,6 +132,9 @@ def logged(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
     client = MlflowClient(mlflow_server.url, mlflow_server.url)
     for name in (*natives, "fl_pyfunc", "fl_pyfunc_ref"):
         client.set_registered_model_alias(name, "production", "1")
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        os.environ.pop(key)
+    os.environ.update(exported)
     return natives
 
 

@@ -21,6 +21,7 @@ from jobs.idempotency import Idempotency, IdempotencyClaim
 from jobs.record import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord
 from jobs.store import JobStore
 from registry.model import Prediction
+from registry.signature import Feature, Signature
 from worker.tasks import ChunkRunner
 
 pytestmark = pytest.mark.integration
@@ -60,6 +61,8 @@ def result_keys(store: JobStore, job_id: str) -> list[bytes]:
 
 class Model:
     """Predicts zeros; `during` runs inside predict, i.e. while the chunk is in flight."""
+
+    signature = Signature((Feature("x", "double"),))
 
     def __init__(self, during: Any = None) -> None:
         self.during = during

@@ -90,7 +90,8 @@ class Native:
 
 
 def loaded(estimator: Any, classes: list[Any] | None, width: int = 4) -> LoadedModel:
-    signature = Signature(tuple(Feature(f"f{i}", "double") for i in range(width)))
+    # As the loader builds it for a booster: every feature takes a missing value.
+    signature = Signature(tuple(Feature(f"f{i}", "double", missing_ok=True) for i in range(width)))
     return LoadedModel("m", 1, None, signature, Native(estimator, classes))
 
 

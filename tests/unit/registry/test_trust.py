@@ -17,9 +17,11 @@ from registry.trust import ADOPTED, FIRST_USE, TRUST_TAG, settle_digest, vouched
 class Tags:
     def __init__(self) -> None:
         self.written: dict[str, str] = {}
+        self.order: list[str] = []
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         self.written[key] = value
+        self.order.append(key)
 
 
 @pytest.fixture
@@ -40,6 +42,8 @@ def test_first_use_records_the_digest_and_says_so(artifact: Path) -> None:
     assert digest == directory_digest(artifact)
     assert registry.written == {DIGEST_TAG: digest, TRUST_TAG: FIRST_USE}
     assert not vouched(registry.written)
+    # Never a digest without its trust tag, which would read as registered (vouched).
+    assert registry.order == [TRUST_TAG, DIGEST_TAG]
 
 
 def test_later_loads_verify_against_the_recorded_digest(artifact: Path) -> None:

@@ -38,6 +38,7 @@ class FakeRegistry:
         self.moves: list[tuple[str, str, int]] = []
         self.judge: tuple[int, str] | None = None
         self.reads = 0
+        self.requested = False
 
     def add(self, name: str, version: int, **tags: str) -> None:
         self.tags[(name, version)] = {DIGEST_TAG: "d" * 64, **tags}
@@ -51,6 +52,10 @@ class FakeRegistry:
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         self.tags[(name, version)][key] = value
+        self.requested = self.requested or key == REQUEST_TAG
+
+    def delete_version_tag(self, name: str, version: int, key: str) -> None:
+        self.tags[(name, version)].pop(key, None)
 
     def alias_version(self, name: str, alias: str) -> int:
         if (name, alias) not in self.alias:
@@ -98,7 +103,9 @@ def test_check_loadable_requests_a_verdict_and_waits_for_it() -> None:
     registry.add("m", 1)
     registry.judge = (4, "ok")
     check_loadable(registry, "m", 1, force=False, wait=5)
-    assert registry.tags[("m", 1)][REQUEST_TAG] == "1"
+    # Asked, answered, and the request dropped (gateways search only the newest requests).
+    assert registry.requested and REQUEST_TAG not in registry.tags[("m", 1)]
+    assert registry.tags[("m", 1)][verdict_tag("gw")] == "ok"
 
 
 def test_check_loadable_raises_the_gateways_reason() -> None:
