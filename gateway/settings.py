@@ -65,9 +65,10 @@ class GatewaySettings(SharedSettings):
     """How long a request may wait for others to share its model call while a thread is free;
     0 calls at once (requests still combine while every thread is busy)."""
 
-    cache_mode: Literal["on", "off", "sklearn"] = "sklearn"
-    """Prediction cache use: `on`, `off`, or `sklearn` (only for versions served by
-    scikit-learn, since a cache round trip costs more than an onnxruntime call; see bench/)."""
+    cache_mode: Literal["on", "off", "native", "sklearn"] = "native"
+    """Prediction cache use: `on`, `off`, or `native` (only for versions served by their native
+    library, since a cache round trip costs more than an onnxruntime call; see bench/;
+    `sklearn` is its old name)."""
 
     cache_ttl_seconds: int = Field(default=3600, ge=1)
     """How long a cached prediction is kept."""

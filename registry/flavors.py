@@ -27,6 +27,15 @@ NATIVE_FLAVORS = ("sklearn", "xgboost", "lightgbm", "catboost")
 PYFUNC = "python_function"
 #: The pip extra that brings each flavor's library.
 EXTRAS = {"xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
+#: XGBoost classes an `xgboost` flavor may name (what mlflow.xgboost logs).
+XGBOOST_CLASSES = (
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+    "xgboost.sklearn.XGBRanker",
+    "xgboost.sklearn.XGBRFClassifier",
+    "xgboost.sklearn.XGBRFRegressor",
+)
 #: CatBoost classes a `catboost` flavor may name.
 CATBOOST_TYPES = ("CatBoost", "CatBoostClassifier", "CatBoostRegressor", "CatBoostRanker")
 
@@ -95,11 +104,19 @@ def load_native(
         ) from None
 
 
+def inside(local: Path, file: Any) -> Path:
+    """`file` of the MLmodel file, which must lie inside the verified artifact directory."""
+    path = (local / str(file)).resolve()
+    if not path.is_relative_to(local.resolve()):
+        raise ArtifactRejected("the MLmodel file names a file outside the artifact")
+    return path
+
+
 def _sklearn_object(
     local: Path, conf: dict[str, Any], file: str, fmt: str, options: LoadOptions, vouched: bool
 ) -> Any:
     """A scikit-learn-API object from a skops or (allowed, vouched) pickle file."""
-    path = local / file
+    path = inside(local, file)
     if fmt == "skops":
         import skops.io
 
@@ -148,8 +165,11 @@ def _library_class(dotted: str, package: str) -> type:
 def _xgboost(local: Path, conf: dict[str, Any]) -> NativeRuntime:
     from runtime.xgboost import XGBoostRuntime
 
-    model = _library_class(str(conf.get("model_class", "xgboost.core.Booster")), "xgboost")()
-    model.load_model(str(local / conf["data"]))  # json, ubj or the old binary: data
+    model_class = str(conf.get("model_class", "xgboost.core.Booster"))
+    if model_class not in XGBOOST_CLASSES:
+        raise ArtifactRejected(f"the xgboost flavor names an unsupported class: {model_class}")
+    model = _library_class(model_class, "xgboost")()
+    model.load_model(str(inside(local, conf["data"])))  # json, ubj or the old binary: data
     return XGBoostRuntime(model)
 
 
@@ -163,7 +183,7 @@ def _lightgbm(
         import lightgbm
 
         # The booster's own text format (whatever serialization_format says), as MLflow reads it.
-        return LightGBMRuntime(lightgbm.Booster(model_file=str(local / conf["data"])))
+        return LightGBMRuntime(lightgbm.Booster(model_file=str(inside(local, conf["data"]))))
     _library_class(model_class, "lightgbm")
     fmt = conf.get("serialization_format", "cloudpickle")
     return LightGBMRuntime(_sklearn_object(local, conf, conf["data"], fmt, options, vouched))
@@ -176,5 +196,5 @@ def _catboost(local: Path, conf: dict[str, Any]) -> NativeRuntime:
     if kind not in CATBOOST_TYPES:
         raise ArtifactRejected(f"the catboost flavor names an unsupported model type: {kind}")
     model = _library_class(f"catboost.{kind}", "catboost")()
-    model.load_model(str(local / conf["data"]), format=str(conf.get("save_format", "cbm")))
+    model.load_model(str(inside(local, conf["data"])), format=str(conf.get("save_format", "cbm")))
     return CatBoostRuntime(model)

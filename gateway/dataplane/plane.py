@@ -76,7 +76,7 @@ AnswerHook = Callable[[Answer], None]
 def uses_cache(mode: str, runtime: Runtime) -> bool:
     """Whether the prediction cache serves a version on `runtime` under the `cache_mode`:
     `on` always, `off` never, `sklearn` when the runtime is worth a cache round trip."""
-    return mode == "on" or (mode == "sklearn" and runtime.worth_caching)
+    return mode == "on" or (mode in ("native", "sklearn") and runtime.worth_caching)
 
 
 def check_row_count(rows: Any, limit: int, model: str) -> None:

@@ -103,10 +103,24 @@ def test_native_flavors_come_before_pyfunc_and_unknown_ones_are_named(tmp_path: 
         choose_flavor({"keras": {}, "onnx": {}}, LoadOptions(allow_pyfunc=True))
 
 
-def test_a_flavor_class_outside_its_package_is_refused(tmp_path: Path) -> None:
-    flavors = {"xgboost": {"data": "model.json", "model_class": "os.system"}}
-    with pytest.raises(ArtifactRejected, match="outside xgboost"):
+@pytest.mark.parametrize("named", ["os.system", "xgboost.dask.DaskXGBClassifier"])
+def test_a_flavor_class_other_than_the_logged_ones_is_refused(tmp_path: Path, named: str) -> None:
+    flavors = {"xgboost": {"data": "model.json", "model_class": named}}
+    with pytest.raises(ArtifactRejected, match="unsupported class"):
         load_native(tmp_path, flavors, "xgboost", LoadOptions(), False)
+    lgb = {"lightgbm": {"data": "m", "model_class": "os.system", "serialization_format": "skops"}}
+    with pytest.raises(ArtifactRejected, match="outside lightgbm"):
+        load_native(tmp_path, lgb, "lightgbm", LoadOptions(), False)
+
+
+@pytest.mark.parametrize("data", ["../outside.json", "/etc/passwd"])
+def test_a_file_outside_the_verified_artifact_is_refused(tmp_path: Path, data: str) -> None:
+    local = tmp_path / "artifact"
+    local.mkdir()
+    (tmp_path / "outside.json").write_text("{}")
+    flavors = {"xgboost": {"data": data, "model_class": "xgboost.sklearn.XGBClassifier"}}
+    with pytest.raises(ArtifactRejected, match="outside the artifact"):
+        load_native(local, flavors, "xgboost", LoadOptions(), False)
 
 
 def test_a_missing_extra_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,3 +128,23 @@ def test_a_missing_extra_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     flavors = {"lightgbm": {"data": "model.lgb", "model_class": "lightgbm.basic.Booster"}}
     with pytest.raises(ArtifactRejected, match=r"pip install 'modelgate\[lightgbm\]'"):
         load_native(tmp_path, flavors, "lightgbm", LoadOptions(), False)
+
+
+def test_a_scikit_learn_version_skew_loads_with_a_warning_or_names_both_versions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sklearn
+
+    from registry.loader import _load_native
+
+    local = _artifact(tmp_path, ["sklearn.tree._tree.Tree"])
+    flavors = read_flavors(local)
+    flavors["sklearn"]["sklearn_version"] = "1.0.2"
+    with caplog.at_level("WARNING", logger="registry.loader"):
+        native = _load_native("m", 1, local, flavors, "sklearn", LoadOptions(), False)
+    assert native.model_type == "RandomForestClassifier"
+    assert f"saved with scikit-learn 1.0.2 and loads under {sklearn.__version__}" in caplog.text
+    (local / "model.bin").write_bytes(b"not a skops file")
+    with pytest.raises(ArtifactRejected) as refused:
+        _load_native("m", 1, local, flavors, "sklearn", LoadOptions(), False)
+    assert f"scikit-learn 1.0.2, this is {sklearn.__version__}" in refused.value.message
