@@ -246,6 +246,43 @@ def checkout_copy(tmp_path: Path) -> Path:
     return root
 
 
+#: The gateway's alias refresh under make up (the setting's default).
+MAKE_UP_REFRESH_SECONDS = 10.0
+#: Logs a forest as its users log it (skops, the trusted type MLflow 3 asks for) and aliases it.
+LOG_ORDINARILY = """
+import mlflow, sys
+from mlflow import MlflowClient
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+x, y = load_iris(return_X_y=True, as_frame=True)
+forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
+mlflow.sklearn.log_model(forest, name="model", registered_model_name="churn",
+                         skops_trusted_types=["sklearn.tree._tree.Tree"], input_example=x.head(2))
+MlflowClient().set_registered_model_alias("churn", "production", "1")
+"""
+
+
+def _log_the_ordinary_way(stack: Stack, client: httpx.Client, headers: dict[str, str]) -> float:
+    """Seconds from the alias being set to the gateway answering the new model."""
+    env = {**_clean_env(), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack.mlflow_port}"}
+    subprocess.run(
+        [sys.executable, "-c", LOG_ORDINARILY],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    aliased = time.monotonic()
+    rows = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    while True:
+        answer = client.post(f"{stack.url}/v1/models/churn/predict", json=rows, headers=headers)
+        if answer.status_code == 200:
+            assert answer.json()["version"] == 1 and answer.json()["predictions"] == [0]
+            return time.monotonic() - aliased
+        assert time.monotonic() - aliased < 3 * MAKE_UP_REFRESH_SECONDS + 30, answer.text
+        time.sleep(0.2)
+
+
 def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
     checkout_copy: Path, tmp_path: Path
 ) -> None:
@@ -286,6 +323,12 @@ def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
             while client.get(job_url, headers=headers).json()["status"] != "succeeded":
                 assert time.monotonic() < deadline, "the job did not finish"
                 time.sleep(0.2)
+
+            # A model logged the ordinary MLflow way, then given the alias production, is
+            # served with no restart and no command, within three refresh intervals.
+            took = _log_the_ordinary_way(stack, client, headers)
+            assert took < 3 * MAKE_UP_REFRESH_SECONDS, took
+            print(f"an ordinarily logged model was served {took:.1f} s after its alias was set")
 
             stack.wait_trainer_done()
             assert _registered_versions(checkout_copy) == [1]
