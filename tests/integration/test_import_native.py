@@ -73,7 +73,9 @@ def _files(where: Path) -> list[NativeFile]:
         num_boost_round=20,
     )
     lgb_booster.save_model(where / "iris.txt")
-    cat = catboost.CatBoostClassifier(iterations=20, depth=3, verbose=0, thread_count=1)
+    cat = catboost.CatBoostClassifier(
+        iterations=20, depth=3, verbose=0, thread_count=1, allow_writing_files=False
+    )
     cat.fit(clf_frame, yc)
     cat.save_model(str(where / "clf.cbm"))
 

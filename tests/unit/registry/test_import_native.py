@@ -73,7 +73,9 @@ def test_each_library_saves_what_its_header_check_accepts(tmp_path: Path) -> Non
     booster.save_model(tmp_path / "m.ubj")
     lightgbm.train({"objective": "binary", "verbose": -1}, lightgbm.Dataset(X, Y > 0), 2
                    ).save_model(tmp_path / "m.txt")  # fmt: skip
-    catboost.CatBoostRegressor(iterations=2, verbose=0).fit(X, Y).save_model(tmp_path / "m.cbm")
+    catboost.CatBoostRegressor(iterations=2, verbose=0, allow_writing_files=False).fit(
+        X, Y
+    ).save_model(tmp_path / "m.cbm")
     for path in sorted(tmp_path.iterdir()):
         fmt = native_format(path)
         assert fmt is not None
@@ -165,9 +167,9 @@ def test_a_catboost_classifier_keeps_its_own_labels(tmp_path: Path) -> None:
 
     labels = np.array(["setosa", "versicolor", "virginica"])[Y]
     frame = pd.DataFrame(X, columns=NAMES)
-    catboost.CatBoostClassifier(iterations=3, verbose=0).fit(frame, labels).save_model(
-        tmp_path / "m.cbm"
-    )
+    catboost.CatBoostClassifier(iterations=3, verbose=0, allow_writing_files=False).fit(
+        frame, labels
+    ).save_model(tmp_path / "m.cbm")
     native = load_native(CATBOOST, tmp_path / "m.cbm")
     assert native.task == CLASSIFIER and native.names == NAMES
     assert native.model.classes_.tolist() == labels[[0, 50, 100]].tolist()
