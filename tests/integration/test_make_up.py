@@ -264,14 +264,18 @@ MlflowClient().set_registered_model_alias("churn", "production", "1")
 
 def _log_the_ordinary_way(stack: Stack, client: httpx.Client, headers: dict[str, str]) -> float:
     """Seconds from the alias being set to the gateway answering the new model."""
-    env = {**_clean_env(), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack.mlflow_port}"}
-    subprocess.run(
+    # The user's shell: no MLFLOW_* a test of this process exported (set_tracking_uri does).
+    env = {k: v for k, v in _clean_env().items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{stack.mlflow_port}"
+    logged = subprocess.run(
         [sys.executable, "-c", LOG_ORDINARILY],
         env=env,
-        check=True,
+        cwd=stack.root,
         capture_output=True,
+        text=True,
         timeout=120,
     )
+    assert logged.returncode == 0, logged.stderr[-3000:]
     aliased = time.monotonic()
     rows = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
     while True:
