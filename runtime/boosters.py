@@ -14,6 +14,38 @@ import numpy as np
 from runtime.base import Prediction, classifier_answer, values_answer
 
 
+class BoosterRuntime:
+    """What the boosting libraries' runtimes share: called in the callers' threads, answers
+    worth caching, NaN taken as a missing value, probabilities exactly when there are classes.
+    A subclass sets `name`, `flavor`, `estimator`, `classes` and, for a Booster, `booster`
+    and `objective`."""
+
+    name = ""
+    flavor = ""
+    #: The library's name in errors.
+    library = ""
+    inline_rows = 0
+    worth_caching = True
+    takes_missing = True
+    estimator: Any
+    classes: list[Any] | None
+    objective = ""
+
+    @property
+    def model_type(self) -> str:
+        if getattr(self, "booster", None) is self.estimator:
+            return f"Booster({self.objective})"
+        return type(self.estimator).__name__
+
+    @property
+    def has_probabilities(self) -> bool:
+        return self.classes is not None
+
+    def bind(self, columns: tuple[str, ...], all_numeric: bool) -> None:
+        if not all_numeric:
+            raise ValueError(f"{self.library} models take numeric columns only here")
+
+
 def objective_classes(objective: str, num_class: int) -> list[Any] | None:
     """The classes a booster's objective predicts (0..k-1), or None when it predicts values.
 

@@ -13,14 +13,13 @@ import numpy as np
 import pandas as pd
 
 from runtime.base import Prediction, classifier_answer, values_answer
+from runtime.boosters import BoosterRuntime
 
 
-class CatBoostRuntime:
+class CatBoostRuntime(BoosterRuntime):
     name = "catboost"
     flavor = "catboost"
-    inline_rows = 0
-    worth_caching = True
-    takes_missing = True
+    library = "CatBoost"
 
     def __init__(self, model: Any) -> None:
         self.estimator = model
@@ -34,14 +33,6 @@ class CatBoostRuntime:
         self.classes = (
             np.asarray(classes).tolist() if is_classifier and classes is not None else None
         )
-
-    @property
-    def model_type(self) -> str:
-        return type(self.estimator).__name__
-
-    @property
-    def has_probabilities(self) -> bool:
-        return self.classes is not None
 
     @cached_property
     def feature_names(self) -> list[str] | None:

@@ -15,15 +15,13 @@ from typing import Any
 import numpy as np
 
 from runtime.base import Prediction
-from runtime.boosters import booster_answer, objective_classes
+from runtime.boosters import BoosterRuntime, booster_answer, objective_classes
 
 
-class LightGBMRuntime:
+class LightGBMRuntime(BoosterRuntime):
     name = "lightgbm"
     flavor = "lightgbm"
-    inline_rows = 0
-    worth_caching = True
-    takes_missing = True
+    library = "LightGBM"
 
     def __init__(self, model: Any) -> None:
         self.estimator = model
@@ -36,16 +34,6 @@ class LightGBMRuntime:
         else:
             self.classes = objective_classes(self.objective, self.booster.num_model_per_iteration())
 
-    @property
-    def model_type(self) -> str:
-        if self.booster is self.estimator:
-            return f"Booster({self.objective})"
-        return type(self.estimator).__name__
-
-    @property
-    def has_probabilities(self) -> bool:
-        return self.classes is not None
-
     @cached_property
     def feature_names(self) -> list[str] | None:
         return [str(n) for n in self.booster.feature_name()]
@@ -53,10 +41,6 @@ class LightGBMRuntime:
     @cached_property
     def n_features(self) -> int | None:
         return int(self.booster.num_feature())
-
-    def bind(self, columns: tuple[str, ...], all_numeric: bool) -> None:
-        if not all_numeric:
-            raise ValueError("LightGBM models take numeric columns only here")
 
     def predict(self, rows: list[list[Any]]) -> Prediction:
         raw = self.booster.predict(np.asarray(rows, dtype=np.float64))

@@ -16,15 +16,13 @@ from typing import Any
 import numpy as np
 
 from runtime.base import Prediction
-from runtime.boosters import booster_answer, objective_classes
+from runtime.boosters import BoosterRuntime, booster_answer, objective_classes
 
 
-class XGBoostRuntime:
+class XGBoostRuntime(BoosterRuntime):
     name = "xgboost"
     flavor = "xgboost"
-    inline_rows = 0
-    worth_caching = True
-    takes_missing = True
+    library = "XGBoost"
 
     def __init__(self, model: Any) -> None:
         self.estimator = model
@@ -38,16 +36,6 @@ class XGBoostRuntime:
         best = self.booster.attr("best_iteration") if self.booster is not model else None
         self.iteration_range = (0, int(best) + 1) if best is not None else (0, 0)
 
-    @property
-    def model_type(self) -> str:
-        if self.booster is self.estimator:
-            return f"Booster({self.objective})"
-        return type(self.estimator).__name__
-
-    @property
-    def has_probabilities(self) -> bool:
-        return self.classes is not None
-
     @cached_property
     def feature_names(self) -> list[str] | None:
         names = self.booster.feature_names
@@ -56,10 +44,6 @@ class XGBoostRuntime:
     @cached_property
     def n_features(self) -> int | None:
         return int(self.booster.num_features())
-
-    def bind(self, columns: tuple[str, ...], all_numeric: bool) -> None:
-        if not all_numeric:
-            raise ValueError("XGBoost models take numeric columns only here")
 
     def predict(self, rows: list[list[Any]]) -> Prediction:
         raw = self.booster.inplace_predict(
