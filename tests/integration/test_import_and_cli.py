@@ -67,7 +67,13 @@ def test_import_model_with_preprocessor_serves_the_same_predictions(
         mlflow_server, "import", str(tmp_path / "regressor.pkl"), "--name", "diabetes", "--force"
     )
     assert plain.returncode == 0, plain.stderr
-    wait_until(lambda: gateway.http.get("/readyz").status_code == 200, 60, "both imports served")
+    # /readyz does not wait for a model the registry lacked while another serves: ask each.
+    for name in ("wine", "diabetes"):
+        wait_until(
+            lambda n=name: gateway.http.get(f"/v1/models/{n}").json().get("ready") is True,
+            60,
+            f"{name} served",
+        )
     rows = frame.iloc[::9].to_numpy().tolist()
     response = gateway.http.post("/v1/models/wine/predict", json={"instances": rows})
     assert response.status_code == 200, response.text
