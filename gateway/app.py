@@ -27,7 +27,7 @@ from gateway.health import Drain, watch_health
 from gateway.http.errors import install_error_handlers
 from gateway.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from gateway.openapi import build_openapi
-from gateway.protocols import legacy, v1
+from gateway.protocols import legacy, mlflow_scoring, v1, v2
 from gateway.protocols.dispatch import PredictRoutes
 from gateway.routes import admin, health, jobs, models
 from gateway.routes.jobs import is_job_upload
@@ -38,6 +38,10 @@ from kernel.loading import LoadOptions
 from registry.client import Registry, configure_mlflow_http
 
 logger = logging.getLogger(__name__)
+
+
+#: Every protocol adapter: its FastAPI router, and the POST routes the fast dispatch answers.
+PROTOCOLS = (v1, legacy, v2, mlflow_scoring)
 
 
 def _redis(url: str, timeout: float) -> Redis:
@@ -166,10 +170,12 @@ def create_app(
 
         app.openapi = openapi  # type: ignore[method-assign]
     # The prediction routes first: routing tries routes in order, and they carry the load.
-    for module in (v1, legacy, health, models, admin, jobs):
+    for module in (*PROTOCOLS, health, models, admin, jobs):
         app.include_router(module.router)
     # Innermost: the prediction routes skip FastAPI routing (gateway/protocols/dispatch.py).
-    app.add_middleware(PredictRoutes, routes=[*v1.router.routes, *legacy.router.routes])
+    hot = [route for module in PROTOCOLS for route in module.HOT_ROUTES]
+    routes = [route for module in PROTOCOLS for route in module.router.routes]
+    app.add_middleware(PredictRoutes, hot=hot, routes=routes)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

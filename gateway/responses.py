@@ -17,6 +17,13 @@ def json_response(
     model: LoadedModel | None = None,
     cache: CacheCount | None = None,
 ) -> Response:
+    headers = model_headers(model, cache)
+    return Response(orjson.dumps(payload), status, headers=headers, media_type="application/json")
+
+
+def model_headers(model: LoadedModel | None, cache: CacheCount | None = None) -> dict[str, str]:
+    """The headers naming the version that answered (every protocol sends them), and how many
+    rows the cache answered."""
     headers: dict[str, str] = {}
     if model is not None:
         headers["X-Model-Name"] = model.name
@@ -25,4 +32,4 @@ def json_response(
     if cache is not None:
         headers["X-Cache-Hits"] = str(cache.hits)
         headers["X-Cache-Misses"] = str(cache.misses)
-    return Response(orjson.dumps(payload), status, headers=headers, media_type="application/json")
+    return headers

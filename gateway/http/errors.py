@@ -20,12 +20,12 @@ import contextvars
 import logging
 from collections.abc import Mapping
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from gateway.http.shapes import error_shape_var, shaped_error
 from kernel.errors import ModelgateError
 
 logger = logging.getLogger(__name__)
@@ -122,20 +122,20 @@ class Overloaded(GatewayError):
     code = "overloaded"
 
 
-def error_body(code: str, message: str) -> bytes:
-    return orjson.dumps(
-        {"error": {"code": code, "message": message, "request_id": request_id_var.get()}}
-    )
+def error_body(status: int, code: str, message: str) -> tuple[int, bytes]:
+    """The status and body of an error, in the shape of the request's protocol (shapes.py)."""
+    return shaped_error(error_shape_var.get(), status, code, message, request_id_var.get())
 
 
-def error_response(code: str, message: str, extra: Mapping[str, str] | None = None) -> Response:
-    status = STATUS_BY_CODE.get(code, 500)
+def error_response(
+    code: str, message: str, extra: Mapping[str, str] | None = None, status: int | None = None
+) -> Response:
+    status = status or STATUS_BY_CODE.get(code, 500)
     retry = status == 503 and code not in NOT_RETRYABLE
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry else {}
     headers.update(extra or {})
-    return Response(
-        error_body(code, message), status, headers=headers, media_type="application/json"
-    )
+    status, body = error_body(status, code, message)
+    return Response(body, status, headers=headers, media_type="application/json")
 
 
 def modelgate_error_response(exc: ModelgateError) -> Response:
@@ -161,11 +161,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             "method not allowed on this route",
             exc.headers,  # Allow
         )
-    return Response(
-        error_body("http_error", "the request was refused"),
-        exc.status_code,
-        media_type="application/json",
-    )
+    return error_response("http_error", "the request was refused", status=exc.status_code)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.http.errors import BodyTooLarge, error_body, request_id_var
+from gateway.http.shapes import error_shape_var, shape_of_path
 from gateway.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from kernel.logs import log_fields
 
@@ -77,6 +78,7 @@ class RequestContextMiddleware:
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        shape_token = error_shape_var.set(shape_of_path(scope["path"]))
         state = scope.setdefault("state", {})
         # The interactive docs load scripts; every other route gets the strict policy.
         csp = [] if scope["path"].startswith("/docs") else [_API_CSP]
@@ -144,6 +146,7 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+            error_shape_var.reset(shape_token)
 
 
 class BodyLimitMiddleware:
@@ -216,7 +219,7 @@ async def _discard_body(receive: Receive, max_bytes: int, seconds: float) -> Non
 async def _send_error(
     send: Send, status: int, code: str, message: str, *, more_body: bool = False
 ) -> None:
-    body = error_body(code, message)
+    status, body = error_body(status, code, message)
     await send(
         {
             "type": "http.response.start",

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from gateway.deps import ReadKey, StateDep, authorize
 from gateway.http.payload import read_json
 from gateway.protocols.calls import make_call
+from gateway.protocols.dispatch import HotRoute
 from gateway.responses import json_response
 from gateway.state import GatewayState
 from kernel.errors import InvalidInput
@@ -58,6 +59,10 @@ async def predict(request: Request) -> Response:
         model=answer.model,
         cache=answer.cache,
     )
+
+
+#: Answered by the fast dispatch (protocols/dispatch.py).
+HOT_ROUTES = (HotRoute("/predict", predict),)
 
 
 @router.get("/health")

@@ -13,6 +13,7 @@ from gateway.deps import authorize
 from gateway.http.errors import UnknownField
 from gateway.http.payload import read_json
 from gateway.protocols.calls import make_call
+from gateway.protocols.dispatch import HotRoute
 from gateway.responses import json_response
 from gateway.state import GatewayState
 from kernel.errors import InvalidInput, VersionNotFound
@@ -92,3 +93,7 @@ async def predict(model: str, request: Request) -> Response:
         model=loaded,
         cache=answer.cache,
     )
+
+
+#: Answered by the fast dispatch (protocols/dispatch.py).
+HOT_ROUTES = (HotRoute("/v1/models/{model}/predict", predict),)
