@@ -15,12 +15,28 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from gateway.dataplane.models import ModelManager
+from gateway.http.shapes import MLFLOW, MODELGATE, V2, shape_of_path
 from gateway.protocols.v1 import MAX_VERSION
 from gateway.settings import GatewaySettings
 from kernel.errors import ModelNotFound
 from registry.signature import MAX_MAGNITUDE, Feature, Signature
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/health", "/docs", "/openapi.json"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/healthz",
+        "/readyz",
+        "/health",
+        "/docs",
+        "/openapi.json",
+        "/ping",
+        "/version",
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+    }
+)
+#: Public routes that answer 503 when not ready (in their own body, not an error shape).
+_NOT_READY_PATHS = frozenset({"/readyz", "/health", "/v2/health/ready"})
 
 ERROR_ENVELOPE: dict[str, Any] = {
     "type": "object",
@@ -37,9 +53,21 @@ ERROR_ENVELOPE: dict[str, Any] = {
         }
     },
 }
+#: The error bodies of the standard protocols (gateway/http/shapes.py).
+V2_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}},
+}
+MLFLOW_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error_code", "message"],
+    "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
+}
+_ERROR_SCHEMAS = {MODELGATE: "Error", V2: "V2Error", MLFLOW: "MlflowError"}
 
 _ERROR_TEXT = {
-    "400": "Body is not JSON, or is empty",
+    "400": "Body is not JSON or is empty; in the standard protocols, also what 422 means here",
     "401": "Invalid or missing API key",
     "403": "The key lacks the scope of this route",
     "404": "Unknown model, alias or version",
@@ -128,23 +156,66 @@ def legacy_body(signature: Signature, max_rows: int) -> dict[str, Any]:
     }
 
 
+def v2_infer_body(signatures: list[Signature], max_rows: int) -> dict[str, Any]:
+    """A V2 infer request with one 2-D tensor for the served signatures' widths. JSON Schema
+    cannot say that `data` holds rows x width values, so the tensor's sizes are documented
+    only (and schemathesis does not expect every schema-valid request to be accepted)."""
+    widths = sorted({len(s.features) for s in signatures if s.all_numeric})
+    number = {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
+    tensor = {
+        "type": "object",
+        "required": ["name", "datatype", "shape", "data"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 256},
+            "datatype": {"enum": ["FP32", "FP64", "INT64", "INT32", "BYTES", "BOOL"]},
+            "shape": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 2,
+                "prefixItems": [
+                    {"type": "integer", "minimum": 1, "maximum": max_rows},
+                    {"enum": widths} if widths else {"type": "integer", "minimum": 1},
+                ],
+            },
+            "data": {"type": "array", "items": {"oneOf": [number, {"type": "array"}]}},
+            "parameters": {"type": "object"},
+        },
+    }
+    output = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+    return {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "inputs": {"type": "array", "minItems": 1, "items": tensor},
+            "outputs": {"type": "array", "items": output},
+            "parameters": {"type": "object"},
+        },
+    }
+
+
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 def _errors_for(path: str, method: str) -> list[str]:
     if path in PUBLIC_PATHS:
-        return ["503"] if path in ("/readyz", "/health") else []
+        return []
     codes = ["401", "403", "404", "429", "503"]
     if method == "post":
         codes += ["400", "413", "415", "422"]
+    if shape_of_path(path) != MODELGATE:
+        # The standard protocols answer a refused value 400 (422 is Modelgate's own), and V2's
+        # model ready answers 400 for a model that is not ready.
+        codes = [c for c in codes if c != "422"] + (["400"] if method == "get" else [])
     return sorted(codes)
 
 
 def build_openapi(app: FastAPI, models: ModelManager | None, settings: GatewaySettings) -> dict:
     """The document for `/openapi.json`; bodies are exact once the models are loaded."""
     schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_ENVELOPE
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(Error=ERROR_ENVELOPE, V2Error=V2_ERROR, MlflowError=MLFLOW_ERROR)
     schema["components"]["securitySchemes"] = {
         "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         "Bearer": {"type": "http", "scheme": "bearer"},
@@ -162,19 +233,24 @@ def build_openapi(app: FastAPI, models: ModelManager | None, settings: GatewaySe
         for method, operation in operations.items():
             if path not in PUBLIC_PATHS:
                 operation["security"] = [{"ApiKey": []}, {"Bearer": []}]
+            error = {"$ref": "#/components/schemas/" + _ERROR_SCHEMAS[shape_of_path(path)]}
             for code in _errors_for(path, method):
                 operation.setdefault("responses", {})[code] = {
                     "description": _ERROR_TEXT[code],
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                    },
+                    "content": {"application/json": {"schema": error}},
                 }
+            if path in _NOT_READY_PATHS:
+                operation.setdefault("responses", {})["503"] = {"description": "Not ready"}
             for parameter in operation.get("parameters", []):
                 if parameter.get("name") == "model" and refs:
                     parameter["schema"] = {"type": "string", "enum": refs}
             if path == "/v1/models/{model}/predict" and signatures:
                 operation["requestBody"] = _json_body(
                     predict_body(signatures, settings.max_sync_rows)
+                )
+            if path.startswith("/v2/") and path.endswith("/infer"):
+                operation["requestBody"] = _json_body(
+                    v2_infer_body(signatures, settings.max_sync_rows)
                 )
             if path == "/predict" and default is not None:
                 operation["requestBody"] = _json_body(
