@@ -13,6 +13,8 @@ VENV_STAMP := $(VENV)/.modelgate-installed
 
 # Ports of `make up`. They are the Makefile's, not the services' (docs/design.md, Settings).
 GATEWAY_PORT ?= 8000
+# The gateway's Open Inference Protocol V2 over gRPC (MODELGATE_GRPC_PORT).
+GRPC_PORT ?= 8001
 MLFLOW_PORT ?= 5000
 REDIS_PORT ?= 6380
 CACHE_PORT := $(shell echo $$(( $(REDIS_PORT) + 1 )))
@@ -59,7 +61,7 @@ TEST_WORKERS ?= 3
 # A URL as printed: any password replaced by ***.
 mask = $(shell printf '%s' '$(1)' | sed -E 's#//[^/@]*@#//***@#')
 
-.PHONY: help venv redis-check tools-check up lint format test docs unit integration bench load clean
+.PHONY: help venv redis-check tools-check up lint format test docs unit integration bench load proto clean clients-venv
 
 help: ## List the targets (this text)
 	@echo "Modelgate: make <target> [VAR=value ...]"
@@ -67,7 +69,7 @@ help: ## List the targets (this text)
 	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z_-]+:[^#]*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables: VENV=$(VENV) PYTHON=$(PYTHON) GATEWAY_PORT=$(GATEWAY_PORT)" \
-		"MLFLOW_PORT=$(MLFLOW_PORT) REDIS_PORT=$(REDIS_PORT) (cache: REDIS_PORT+1)"
+		"GRPC_PORT=$(GRPC_PORT) MLFLOW_PORT=$(MLFLOW_PORT) REDIS_PORT=$(REDIS_PORT) (cache: REDIS_PORT+1)"
 
 venv: $(VENV_STAMP) ## Create the venv (VENV, default .venv) and install the pinned dependencies
 
@@ -113,17 +115,19 @@ up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo t
 		"MODELGATE_REDIS_URL=$(UP_REDIS_URL)" \
 		"MODELGATE_CACHE_URL=$(UP_CACHE_URL)" \
 		"MODELGATE_PORT=$(GATEWAY_PORT)" \
+		"MODELGATE_GRPC_PORT=$(GRPC_PORT)" \
 		"MODELGATE_GATEWAY_URL=http://127.0.0.1:$(GATEWAY_PORT)" > $(STACK_ENV).tmp
 	@mv $(STACK_ENV).tmp $(STACK_ENV)
 	@echo "Modelgate stack (addresses recorded in $(STACK_ENV) for the modelgate CLI):"
 	@echo "  gateway    http://127.0.0.1:$(GATEWAY_PORT)  (ready at /readyz once the model loads)"
+	@echo "  gRPC       127.0.0.1:$(GRPC_PORT)  (Open Inference Protocol V2, grpc.health.v1)"
 	@echo "  MLflow UI  http://127.0.0.1:$(MLFLOW_PORT)"
 	@echo "  redis      $(call mask,$(UP_REDIS_URL))  (durable)"
 	@echo "  cache      $(call mask,$(UP_CACHE_URL))"
 	@echo "Starting: $(strip $(UP_PROCS)). Ctrl-C or SIGTERM stops everything."
 	@export PATH="$(VENV_BIN):$$PATH" VENV_BIN="$(VENV_BIN)" VAR_DIR="$(VAR_DIR)" \
 		REDIS_PORT="$(REDIS_PORT)" CACHE_PORT="$(CACHE_PORT)" MLFLOW_PORT="$(MLFLOW_PORT)" \
-		GATEWAY_PORT="$(GATEWAY_PORT)" MODELGATE_MODELS='$(UP_MODELS)' \
+		GATEWAY_PORT="$(GATEWAY_PORT)" GRPC_PORT="$(GRPC_PORT)" MODELGATE_MODELS='$(UP_MODELS)' \
 		MODELGATE_DEFAULT_MODEL='$(UP_DEFAULT_MODEL)'; \
 	exec "$(VENV_BIN)/honcho" -f Procfile -e $(STACK_ENV) start $(strip $(UP_PROCS))
 
@@ -140,6 +144,9 @@ test: venv tools-check ## Run the linters, the docs build and the whole test sui
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory docs
 	$(VENV_BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+clients-venv: venv ## Build (or reuse) var/clients-venv: tritonclient and KServe's client, pinned, for the protocol tests and docs
+	$(VENV_BIN)/python -m devstack.clients_venv
 
 docs: venv ## Build the docs site with mkdocs --strict (any broken link or warning fails) into var/site
 	NO_MKDOCS_2_WARNING=1 $(VENV_BIN)/mkdocs build --strict --quiet --site-dir $(VAR_DIR)/site
@@ -177,6 +184,18 @@ load: venv ## Load-test the running `make up` stack: LOAD_USERS users for LOAD_S
 		$(VENV_BIN)/locust -f tests/load/locustfile.py --headless --only-summary \
 		--users $(LOAD_USERS) --spawn-rate $(LOAD_SPAWN_RATE) --run-time $(LOAD_SECONDS)s \
 		--csv var/load/load
+
+# The gRPC stubs are committed (generated code: the images need no grpcio-tools). Each file gets
+# a first line saying how it was made.
+PROTO_PACKAGE := gateway/protocols/v2_grpc
+PROTO_STUBS := $(addprefix $(PROTO_PACKAGE)/grpc_predict_v2_pb2,.py .pyi _grpc.py)
+
+proto: venv ## Regenerate the gRPC stubs in gateway/protocols/v2_grpc/ from proto/grpc_predict_v2.proto
+	$(VENV_BIN)/python -m grpc_tools.protoc -I$(PROTO_PACKAGE)=proto \
+		--python_out=. --pyi_out=. --grpc_python_out=. proto/grpc_predict_v2.proto
+	@for stub in $(PROTO_STUBS); do \
+		sed -i '1i # Generated from proto/grpc_predict_v2.proto by `make proto` (grpcio-tools): do not edit.' "$$stub"; \
+	done
 
 clean: ## Delete var/: the local registry (models, MLflow db), Redis data and stack.env
 	rm -rf var

@@ -52,8 +52,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     MODELGATE_PORT=8000
 WORKDIR /app
 USER 10001:10001
-# The API; metrics on 9100 when MODELGATE_METRICS_PORT=9100 (never published by nginx).
-EXPOSE 8000 9100
+# The API; gRPC on 8001 when MODELGATE_GRPC_PORT=8001; metrics on 9100 when
+# MODELGATE_METRICS_PORT=9100 (never published by nginx).
+EXPOSE 8000 8001 9100
 # Alive, not ready: /readyz waits for the models (slim has no curl, so Python asks).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MODELGATE_PORT', '8000'), timeout=3)"]

@@ -21,6 +21,7 @@ from gateway.dataplane.coalescer import Coalescer
 from gateway.dataplane.models import ModelManager
 from gateway.dataplane.plane import DataPlane
 from gateway.dataplane.specs import parse_specs
+from gateway.grpc_server import GrpcServer
 from gateway.guard.auth import KeyRing, bootstrap_key
 from gateway.guard.ratelimit import RateLimiter
 from gateway.health import Drain, watch_health
@@ -131,10 +132,17 @@ def create_app(
         health_task = asyncio.create_task(
             watch_health(state, settings.dependency_check_seconds), name="health-gauges"
         )
+        # gRPC (MODELGATE_GRPC_PORT) on this loop, the one uvicorn serves HTTP on.
+        grpc_server = None
+        if settings.grpc_port is not None:
+            grpc_server = GrpcServer(state, app.state.drain, app.version)
+            await grpc_server.start()
         logger.info("gateway started", extra={"models": settings.models})
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(settings.graceful_shutdown_seconds)
             health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await health_task

@@ -56,6 +56,17 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+GRPC_REQUESTS = Counter(
+    "modelgate_grpc_requests_total",
+    "gRPC calls answered (MODELGATE_GRPC_PORT), by method of the V2 service and status code",
+    ["method", "code"],
+)
+GRPC_REQUEST_SECONDS = Histogram(
+    "modelgate_grpc_request_seconds",
+    "Seconds from a gRPC call's arrival to its answer, by method",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 # -- what this gateway serves and can reach ---------------------------------------------------
 MODEL_VERSION = Gauge(

@@ -109,6 +109,14 @@ class GatewaySettings(SharedSettings):
     cors_origins: str = ""
     """Comma-separated origins allowed by CORS; empty turns CORS off."""
 
+    grpc_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port of the Open Inference Protocol V2 over gRPC (`inference.GRPCInferenceService`, with
+    the `grpc.health.v1` health service), served by the same process and event loop as HTTP,
+    with the same keys, limits and data plane; off if unset."""
+
+    grpc_host: str | None = None
+    """Interface the gRPC port listens on; unset: `host`."""
+
     metrics_port: int | None = None
     """Port of the Prometheus metrics server (never exposed by nginx or Ingress); off if unset."""
 

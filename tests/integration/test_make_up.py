@@ -19,8 +19,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -131,7 +133,10 @@ class Stack:
     def __init__(self, root: Path, ports: tuple[int, int, int], log: Path) -> None:
         self.root = root
         self.gateway_port, self.mlflow_port, self.redis_port = ports
-        self.all_ports = (*ports, self.redis_port + 1)
+        self.grpc_port = _free_port()
+        while self.grpc_port in (*ports, self.redis_port + 1):
+            self.grpc_port = _free_port()
+        self.all_ports = (*ports, self.redis_port + 1, self.grpc_port)
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -145,6 +150,7 @@ class Stack:
             GATEWAY_PORT=str(self.gateway_port),
             MLFLOW_PORT=str(self.mlflow_port),
             REDIS_PORT=str(self.redis_port),
+            GRPC_PORT=str(self.grpc_port),
         )
         with self.log.open("ab") as out:
             out.write(b"\n===== make up =====\n")
@@ -299,6 +305,13 @@ def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
             assert f"MODELGATE_PORT={stack.gateway_port}\n" in stack_env
             assert f"http://127.0.0.1:{stack.mlflow_port}\n" in stack_env
             assert f"redis://127.0.0.1:{stack.redis_port + 1}/0\n" in stack_env
+            # gRPC is on in make up: its health service says SERVING once /readyz is ready.
+            assert f"MODELGATE_GRPC_PORT={stack.grpc_port}\n" in stack_env
+            with grpc.insecure_channel(f"127.0.0.1:{stack.grpc_port}") as channel:
+                check = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=5
+                )
+            assert check.status == health_pb2.HealthCheckResponse.SERVING
 
             dev_key = (checkout_copy / "var" / "dev-api-key").read_text().strip()
             assert dev_key.startswith("mg_")

@@ -265,7 +265,7 @@ def test_only_nginx_grafana_and_prometheus_publish_ports() -> None:
 def test_nginx_publishes_the_ports_its_servers_listen_on() -> None:
     inside = {int(str(port).rsplit(":", 1)[1]) for port in services()["nginx"]["ports"]}
     listens = set()
-    for path in ("modelgate.conf", "tls/tls.conf.example"):
+    for path in ("modelgate.conf", "tls/tls.conf.example", "grpc.conf"):
         found = re.findall(r"^\s*listen\s+(\d+)", (NGINX_DIR / path).read_text(), re.MULTILINE)
         listens |= {int(port) for port in found}
     assert inside == listens
@@ -287,6 +287,36 @@ def test_nginx_proxies_only_the_gateways_api_port() -> None:
     (upstream,) = re.findall(r"^upstream\s+(\S+)", (NGINX_DIR / "upstreams.conf").read_text(), re.M)
     assert set(re.findall(r"proxy_pass\s+([^;]+);", config)) == {f"http://{upstream}"}
     assert "mlflow" not in config
+
+
+def test_nginx_proxies_grpc_to_the_gateways_grpc_port_only() -> None:
+    config = (NGINX_DIR / "grpc.conf").read_text()
+    ports = {int(env(name)["MODELGATE_GRPC_PORT"]) for name in GATEWAYS}
+    assert ports.isdisjoint(
+        {
+            int(env(name)[key])
+            for name in GATEWAYS
+            for key in ("MODELGATE_PORT", "MODELGATE_METRICS_PORT")
+        }
+    )
+    servers = re.findall(r"^\s*server\s+([\w.-]+:\d+)", config, re.MULTILINE)
+    assert sorted(servers) == sorted(f"{name}:{port}" for name in GATEWAYS for port in ports)
+    (upstream,) = re.findall(r"^upstream\s+(\S+)", config, re.MULTILINE)
+    assert set(re.findall(r"grpc_pass\s+([^;]+);", config)) == {f"grpc://{upstream}"}
+    assert "proxy_pass" not in config and "mlflow" not in config
+    # HTTP/2 on its own port; a body limit above the gateway's, which answers RESOURCE_EXHAUSTED.
+    (listen,) = re.findall(r"^\s*listen\s+([^;]+);", config, re.MULTILINE)
+    assert listen.split()[1:] == ["http2"]
+    (size,) = re.findall(r"client_max_body_size\s+(\d+)m;", config)
+    assert int(size) * 1024**2 > max(
+        _from_env(GatewaySettings, env(n)).max_body_bytes for n in GATEWAYS
+    )
+    (retry,) = re.findall(r"^\s*grpc_next_upstream\s+([^;]+);", config, re.MULTILINE)
+    assert "error" in retry.split() and "non_idempotent" not in retry.split()
+    assert re.search(r"grpc_set_header\s+X-Request-ID\s+\$\w+;", config)
+    for line in config.splitlines():
+        if re.match(r"\s*server\s+\S+:\d+", line):
+            assert "max_fails=" in line and "fail_timeout=" in line
 
 
 def test_nginx_retries_refused_connections_but_never_a_request_sent() -> None:
@@ -396,6 +426,9 @@ def test_monitoring_is_mounted_where_its_config_expects() -> None:
 def test_nginx_mounts_the_server_config_and_its_includes() -> None:
     mounts = _volume_targets("nginx")
     assert mounts["/etc/nginx/conf.d/default.conf"] == "./compose/nginx/modelgate.conf"
+    # The official image's nginx.conf includes every /etc/nginx/conf.d/*.conf.
+    assert mounts["/etc/nginx/conf.d/grpc.conf"] == "./compose/nginx/grpc.conf"
+    assert "include" not in (NGINX_DIR / "grpc.conf").read_text()
     directory = mounts["/etc/nginx/modelgate"]
     assert directory == "./compose/nginx"
     config = (NGINX_DIR / "modelgate.conf").read_text()
@@ -431,8 +464,8 @@ def test_nginx_accepts_the_config_with_the_tls_server(tmp_path: Path) -> None:
     etc = tmp_path / "modelgate"
     shutil.copytree(NGINX_DIR, etc)
     # The upstreams' names resolve only on the compose network.
-    upstreams = etc / "upstreams.conf"
-    upstreams.write_text(re.sub(r"gateway-\d", "127.0.0.1", upstreams.read_text()))
+    for upstreams in (etc / "upstreams.conf", etc / "grpc.conf"):
+        upstreams.write_text(re.sub(r"gateway-\d", "127.0.0.1", upstreams.read_text()))
     (etc / "tls" / "tls.conf").write_text((etc / "tls" / "tls.conf.example").read_text())
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
@@ -452,7 +485,8 @@ def test_nginx_accepts_the_config_with_the_tls_server(tmp_path: Path) -> None:
     main.write_text(
         f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\n"
         "events { worker_connections 64; }\n"
-        f"http {{\n    access_log off;\n{temp}    include {etc / 'modelgate.conf'};\n}}\n"
+        f"http {{\n    access_log off;\n{temp}    include {etc / 'modelgate.conf'};\n"
+        f"    include {etc / 'grpc.conf'};\n}}\n"
     )
     result = subprocess.run(
         [NGINX, "-t", "-p", str(tmp_path), "-c", str(main), "-e", str(tmp_path / "error.log")],

@@ -161,20 +161,36 @@ def test_ingress_routes_only_to_the_gateway_api_port(overlay: str) -> None:
     api_port = int(gateway_env["MODELGATE_PORT"])
     metrics_port = int(gateway_env["MODELGATE_METRICS_PORT"])
     assert api_port != metrics_port
-    (ingress,) = of_kind(docs, "Ingress")
-    assert ingress["spec"]["ingressClassName"] == "nginx"
-    backends = [
-        path["backend"]["service"]
-        for rule in ingress["spec"]["rules"]
-        for path in rule["http"]["paths"]
-    ]
-    assert "defaultBackend" not in ingress["spec"]
-    assert backends and all(b["name"] == "gateway" for b in backends), backends
+    grpc_port = int(gateway_env["MODELGATE_GRPC_PORT"])
+    assert len({api_port, grpc_port, metrics_port}) == 3
+    ingresses = {i["metadata"]["name"]: i for i in of_kind(docs, "Ingress")}
+    assert set(ingresses) == {"gateway", "gateway-grpc"}
     service = find(docs, "Service", "gateway")
     by_name = {port["name"]: port for port in service["spec"]["ports"]}
-    for backend in backends:
-        port = by_name[backend["port"]["name"]]
-        assert _container_port(_container(docs, "gateway"), port["targetPort"]) == api_port
+    # HTTP on one Ingress; gRPC on its own (ingress-nginx proxies a whole Ingress as gRPC).
+    for name, port_wanted, protocol in (
+        ("gateway", api_port, None),
+        ("gateway-grpc", grpc_port, "GRPC"),
+    ):
+        ingress = ingresses[name]
+        assert ingress["spec"]["ingressClassName"] == "nginx"
+        annotations = ingress["metadata"].get("annotations", {})
+        assert annotations.get("nginx.ingress.kubernetes.io/backend-protocol") == protocol, name
+        backends = [
+            path["backend"]["service"]
+            for rule in ingress["spec"]["rules"]
+            for path in rule["http"]["paths"]
+        ]
+        assert "defaultBackend" not in ingress["spec"]
+        assert backends and all(b["name"] == "gateway" for b in backends), backends
+        for backend in backends:
+            port = by_name[backend["port"]["name"]]
+            assert _container_port(_container(docs, "gateway"), port["targetPort"]) == port_wanted
+    hosts = [rule["host"] for i in ingresses.values() for rule in i["spec"]["rules"]]
+    assert len(set(hosts)) == len(hosts), hosts
+    if overlay == "prod":  # ingress-nginx speaks HTTP/2 (so gRPC) to clients over TLS only
+        tls_hosts = {h for t in ingresses["gateway-grpc"]["spec"]["tls"] for h in t["hosts"]}
+        assert ingresses["gateway-grpc"]["spec"]["rules"][0]["host"] in tls_hosts
     # No Service at all leads to a metrics or health port, so no Ingress can reach one.
     worker_port = int(
         container_env(docs, _container(docs, "worker"), overlay)["MODELGATE_WORKER_HEALTH_PORT"]
@@ -252,6 +268,12 @@ def test_probes(overlay: str) -> None:
     assert _container_port(worker, "health") == int(worker_env["MODELGATE_WORKER_HEALTH_PORT"])
     assert worker_env["MODELGATE_WORKER_HEALTH_HOST"] == "0.0.0.0"  # the kubelet is not local
     assert container_env(docs, gateway, overlay)["MODELGATE_HOST"] == "0.0.0.0"
+    # The HTTP probes cover gRPC too (gateway.yaml): its port is one the container declares.
+    assert _container_port(gateway, "grpc") == int(
+        container_env(docs, gateway, overlay)["MODELGATE_GRPC_PORT"]
+    )
+    # gRPC listens on MODELGATE_HOST (0.0.0.0) too.
+    assert "MODELGATE_GRPC_HOST" not in container_env(docs, gateway, overlay)
     mlflow = _container(docs, "mlflow")
     for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert _probe(mlflow, kind) == ("/health", "http")
@@ -461,10 +483,12 @@ def test_network_policies(overlay: str) -> None:
     for other in (stranger, INGRESS_NGINX, PROMETHEUS, KEDA):
         assert not net.allows(other, mlflow, 5000)
     assert net.allows(mlflow, OUTSIDE, 5432)
-    # The API from ingress-nginx; metrics from Prometheus only.
+    # The API (HTTP and gRPC) from ingress-nginx; metrics from Prometheus only.
     assert net.allows(INGRESS_NGINX, gateway, 8000)
+    assert net.allows(INGRESS_NGINX, gateway, 8001)
     assert not net.allows(INGRESS_NGINX, gateway, 9100)
     assert not net.allows(stranger, gateway, 8000)
+    assert not net.allows(stranger, gateway, 8001)
     assert net.allows(PROMETHEUS, gateway, 9100) and net.allows(PROMETHEUS, worker, 9101)
     assert not net.allows(trainer, OUTSIDE, 443)  # default deny holds
 
