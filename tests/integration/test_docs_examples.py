@@ -24,7 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from devstack.processes import Gateway, MlflowServer, RedisServer, Service, Worker, stop_all
+from devstack import clients_venv
+from devstack.processes import (
+    Gateway,
+    MlflowServer,
+    RedisServer,
+    Service,
+    Worker,
+    free_port,
+    stop_all,
+)
 from tests.docblocks import ROOT, failed_block, page_blocks, page_script, pages
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -104,10 +113,12 @@ def docs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocsStack]:
             "MODELGATE_REDIS_URL": durable.url,
             "MODELGATE_CACHE_URL": cache.url,
         }
-        gateway = Gateway(base / "services", {**stack, **GATEWAY_SETTINGS})
+        grpc_port = {"MODELGATE_GRPC_PORT": str(free_port())}  # make up serves gRPC too
+        gateway = Gateway(base / "services", {**stack, **GATEWAY_SETTINGS, **grpc_port})
         stack_env = {
             **stack,
             "MODELGATE_PORT": str(gateway.port),
+            **grpc_port,
             "MODELGATE_GATEWAY_URL": gateway.url,
         }
         (var / "stack.env").write_text("".join(f"{k}={v}\n" for k, v in stack_env.items()))
@@ -116,6 +127,9 @@ def docs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocsStack]:
         modelgate = str(VENV / "bin" / "modelgate")
         _run([modelgate, "keys", "dev", "--file", "var/dev-api-key"], base, env)
         _run([modelgate, "train", "--if-missing"], base, env)
+        # `make clients-venv`: the venv of tritonclient and KServe's client (docs/protocols/).
+        clients_venv.ensure()
+        (var / "clients-venv").symlink_to(clients_venv.VENV, target_is_directory=True)
         services.append(gateway)
         gateway.start()
         worker = Worker(base / "services", stack)
