@@ -183,6 +183,35 @@ class MlflowServer(Service):
         wait_until(lambda: http_ok(self.url + "/health"), 90, "mlflow server", interval=0.3)
 
 
+class MlflowModelServer(Service):
+    """`mlflow models serve --env-manager local` of `model_uri` (`models:/iris/1`), loaded from
+    the MLflow server at `tracking_uri`, on a free port; none of this process's MLFLOW_*."""
+
+    def __init__(self, workdir: Path, model_uri: str, tracking_uri: str) -> None:
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            str(VENV_BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager",
+            "local", "-h", "127.0.0.1", "-p", str(self.port), "-w", "1",
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+        env["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # it runs `uvicorn`
+        super().__init__("mlflow-serve", argv, workdir / f"mlflow-serve-{self.port}.log", env)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> None:
+        super().start()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        wait_until(lambda: http_ok(self.url + "/ping"), timeout, "mlflow models serve", 0.3)
+
+
 class Gateway(Service):
     """`python -m gateway` with settings given as MODELGATE_* environment variables.
 
