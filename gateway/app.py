@@ -134,15 +134,18 @@ def create_app(
         )
         # gRPC (MODELGATE_GRPC_PORT) on this loop, the one uvicorn serves HTTP on.
         grpc_server = None
-        if settings.grpc_port is not None:
-            grpc_server = GrpcServer(state, app.state.drain, app.version)
-            await grpc_server.start()
-        logger.info("gateway started", extra={"models": settings.models})
         try:
+            if settings.grpc_port is not None:  # a port in use fails the start, cleaned up
+                grpc_server = GrpcServer(state, app.state.drain, app.version)
+                await grpc_server.start()
+            logger.info("gateway started", extra={"models": settings.models})
             yield
         finally:
             if grpc_server is not None:
-                await grpc_server.stop(settings.graceful_shutdown_seconds)
+                try:
+                    await grpc_server.stop(settings.graceful_shutdown_seconds)
+                except Exception:  # the rest must still be closed
+                    logger.exception("gRPC server stop failed")
             health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await health_task
@@ -196,7 +199,14 @@ def create_app(
                 "Idempotency-Key",
                 "X-Route-Key",
             ],
-            expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
+            expose_headers=[
+                "X-Request-ID",
+                "RateLimit",
+                "RateLimit-Policy",
+                "Retry-After",
+                "X-Model-Version",
+                "Inference-Header-Content-Length",  # V2 binary answers
+            ],
         )
     # Added last runs first: the request id exists before the body limit can refuse anything.
     # Job uploads stream past the sync limit; their own limit applies as they are spooled.

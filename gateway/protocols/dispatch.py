@@ -34,16 +34,14 @@ class HotRoute(NamedTuple):
 
 class _Compiled(NamedTuple):
     segments: tuple[str, ...]
-    params: tuple[tuple[int, str], ...]  # (position, name) of each `{name}` segment
+    params: dict[int, str]  # the name of each `{name}` segment, by position
     endpoint: Endpoint
     route: Any  # FastAPI's route of the same template: metrics and logs name it
 
 
 def _compile(hot: HotRoute, routes: Sequence[BaseRoute]) -> _Compiled:
     segments = tuple(hot.template.split("/"))
-    params = tuple(
-        (i, s[1:-1]) for i, s in enumerate(segments) if s.startswith("{") and s.endswith("}")
-    )
+    params = {i: s[1:-1] for i, s in enumerate(segments) if s.startswith("{") and s.endswith("}")}
     return _Compiled(segments, params, hot.endpoint, _route(routes, hot.template))
 
 
@@ -62,7 +60,7 @@ class PredictRoutes:
         parts = path.split("/")
         for compiled in self.by_length.get(len(parts), ()):
             params: dict[str, str] = {}
-            named = dict(compiled.params)
+            named = compiled.params
             for i, (want, got) in enumerate(zip(compiled.segments, parts, strict=True)):
                 if i in named:
                     if not got:  # as a route's `{name}` ([^/]+): FastAPI's 404

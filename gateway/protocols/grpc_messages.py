@@ -7,7 +7,6 @@ Pure functions over the generated messages (gateway/protocols/v2_grpc/); the ser
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,7 +17,7 @@ from starlette.datastructures import Headers
 
 from gateway.http.errors import NOT_RETRYABLE, RETRY_AFTER_SECONDS, STATUS_BY_CODE
 from gateway.protocols.v2_grpc import grpc_predict_v2_pb2 as pb
-from gateway.protocols.v2_tensors import FLOATS, TensorIn, TensorOut, raw_bytes
+from gateway.protocols.v2_tensors import TensorIn, TensorOut, raw_bytes
 from kernel.errors import InvalidInput
 
 #: The typed `InferTensorContents` field of each V2 datatype (FP16 travels raw only).
@@ -130,9 +129,7 @@ def typed_values(tensor: pb.ModelInferRequest.InferInputTensor) -> list[Any]:
             return [value.decode("utf-8") for value in values]
         except UnicodeDecodeError:
             raise InvalidInput(f"input '{name}': a BYTES element is not UTF-8 text") from None
-    if tensor.datatype in FLOATS and not all(math.isfinite(v) for v in values):
-        raise InvalidInput(f"input '{name}': NaN and infinity are not accepted")
-    return values
+    return values  # NaN is a missing value, infinity refused: v2_tensors.flat_values
 
 
 def infer_response(

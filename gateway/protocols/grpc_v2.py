@@ -41,6 +41,7 @@ from gateway.protocols.grpc_messages import (
 from gateway.protocols.v1 import MAX_VERSION
 from gateway.protocols.v2_grpc import grpc_predict_v2_pb2 as pb
 from gateway.protocols.v2_grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceServicer
+from gateway.protocols.v2_ready import ready_version
 from gateway.protocols.v2_tensors import model_metadata, output_tensors, rows_of
 from gateway.state import GatewayState
 from kernel.errors import InvalidInput, ModelgateError, VersionNotFound
@@ -109,25 +110,11 @@ class InferenceServicer(GRPCInferenceServiceServicer):
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> Any:
         async def model_ready(headers: Headers, out: dict[str, Any]) -> pb.ModelReadyResponse:
             await self._authorize(headers, "reads", out)
-            models = self.state.models
-            spec = models.spec_of(request.name)  # NOT_FOUND for a model not served
-            version = parse_model_version(request.version)
-            alias = request.name.partition("@")[2]
-            if version is None and (not alias or alias == spec.alias):
-                serving = models.current.get(spec.name)
-                ready = serving is not None
-                version = serving.version if serving else None
-            elif version is not None:
-                ready = version in [m.version for m in models.loaded_versions(spec.name)]
-            else:  # another alias: ready when its version is loaded (or loads, bounded)
-                try:
-                    version = (await models.resolve(request.name)).version
-                    ready = True
-                except ModelgateError as exc:
-                    if status_of(exc.code) != grpc.StatusCode.UNAVAILABLE:
-                        raise
-                    ready = False
-            out["version"] = version if ready else None
+            version = await ready_version(
+                self.state.models, request.name, parse_model_version(request.version)
+            )
+            ready = version is not None
+            out["version"] = version
             return pb.ModelReadyResponse(ready=ready)
 
         return await self._answer("ModelReady", context, model_ready)
@@ -220,6 +207,10 @@ class InferenceServicer(GRPCInferenceServiceServicer):
                 logger.error("unmapped error code %s", exc.code)
                 message = "the request failed; quote the request id"
             refusal = (status_of(exc.code), message, trailers)
+        except asyncio.CancelledError:  # the client went away, or its deadline passed
+            self._record(method, grpc.StatusCode.CANCELLED, started, out)
+            request_id_var.reset(token)
+            raise
         except Exception:
             logger.exception("unhandled error in gRPC %s", method)
             refusal = (grpc.StatusCode.INTERNAL, "the request failed; quote the request id", [])

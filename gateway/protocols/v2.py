@@ -21,6 +21,7 @@ from gateway.protocols.calls import make_call
 from gateway.protocols.dispatch import HotRoute
 from gateway.protocols.v1 import MAX_VERSION
 from gateway.protocols.v2_bodies import HEADER_LENGTH, parse_infer, render_infer
+from gateway.protocols.v2_ready import ready_version
 from gateway.protocols.v2_tensors import model_metadata, output_tensors, rows_of
 from gateway.responses import json_response, model_headers
 from gateway.state import GatewayState
@@ -32,7 +33,7 @@ router = APIRouter(tags=["open inference protocol v2"])
 SERVER_NAME = "modelgate"
 SERVER_VERSION = "0.1.0"
 #: The V2 extensions served (Triton's names, which tritonclient's server metadata shows).
-EXTENSIONS = ["binary_tensor_data", "model_repository"]
+EXTENSIONS = ["binary_tensor_data"]
 _BODY_TYPES = frozenset({"application/octet-stream"})
 
 
@@ -42,7 +43,7 @@ def parse_path_version(raw: str | None) -> int | None:
     if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit()) or int(raw) < 1 or int(raw) > MAX_VERSION:
-        raise VersionNotFound(f"no version {raw[:32]}")
+        raise VersionNotFound("no such version")
     return int(raw)
 
 
@@ -98,16 +99,11 @@ async def version_metadata(model: str, version: str, request: Request) -> Respon
 
 async def _ready(request: Request, model: str, version: str | None) -> Response:
     await authorize(request, "predict", "reads")
-    state = _state(request)
-    name = state.models.spec_of(model).name  # 404 for a model not served
-    pinned = parse_path_version(version)
-    loaded = {m.version for m in state.models.loaded_versions(name)}
-    serving = state.models.current.get(name)
-    is_ready = (pinned in loaded) if pinned is not None else serving is not None
+    ready = await ready_version(_state(request).models, model, parse_path_version(version))
     # The protocol: 200 means ready, a 4xx not ready.
-    if not is_ready:
-        return json_response({"error": f"model '{name}' is not ready"}, status=400)
-    return json_response({"name": name, "ready": True})
+    if ready is None:
+        return json_response({"error": "the model is not ready"}, status=400)
+    return json_response({"name": model.partition("@")[0], "ready": True})
 
 
 @router.get("/v2/models/{model}/ready")

@@ -27,10 +27,12 @@ class InferRequest(NamedTuple):
     id: str | None
     tensors: list[TensorIn]
     content_type: str | None
-    #: Names of the outputs asked for, None for all; and which of them go in binary.
+    #: Names of the outputs asked for, None for all; those asked for in binary, and those
+    #: asked for in JSON (an output's own `binary_data` wins over `binary_data_output`).
     outputs: list[str] | None
     binary: frozenset[str]
     binary_default: bool
+    json: frozenset[str] = frozenset()
 
 
 def _parameters(value: Any, where: str) -> Mapping[str, Any]:
@@ -45,7 +47,7 @@ def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
     """The request in `body`; `header_length` is the binary extension's header, if sent."""
     blobs = b""
     if header_length is not None:
-        if not header_length.isascii() or not header_length.isdigit():
+        if not header_length.isascii() or not header_length.isdigit() or len(header_length) > 19:
             raise InvalidInput(f"'{HEADER_LENGTH}' must be a byte count")
         split = int(header_length)
         if split > len(body):
@@ -64,7 +66,7 @@ def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
-    outputs, binary = _outputs(doc.get("outputs"))
+    outputs, binary, json_only = _outputs(doc.get("outputs"))
     content_type = params.get("content_type")
     if content_type is not None and not isinstance(content_type, str):
         raise InvalidInput("parameter 'content_type' must be a string")
@@ -75,6 +77,7 @@ def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
         outputs,
         binary,
         params.get("binary_data_output") is True,
+        json_only,
     )
 
 
@@ -88,6 +91,8 @@ def _tensors(inputs: list[Any], blobs: memoryview) -> tuple[list[TensorIn], int]
         if not isinstance(name, str) or not isinstance(datatype, str):
             raise InvalidInput(f"input {position}: 'name' and 'datatype' must be strings")
         size = _parameters(item.get("parameters"), f"inputs[{position}].").get("binary_data_size")
+        if size is not None and "data" in item:
+            raise InvalidInput(f"input '{name[:64]}': give 'data' or binary_data_size, not both")
         if size is None:
             if "data" not in item:
                 raise InvalidInput(f"input '{name[:64]}': no 'data' and no binary_data_size")
@@ -102,12 +107,12 @@ def _tensors(inputs: list[Any], blobs: memoryview) -> tuple[list[TensorIn], int]
     return tensors, at
 
 
-def _outputs(value: Any) -> tuple[list[str] | None, frozenset[str]]:
+def _outputs(value: Any) -> tuple[list[str] | None, frozenset[str], frozenset[str]]:
     if value is None:
-        return None, frozenset()
+        return None, frozenset(), frozenset()
     if not isinstance(value, list):
         raise InvalidInput("'outputs' must be a list")
-    names, binary = [], set()
+    names, binary, json_only = [], set(), set()
     for position, item in enumerate(value):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise InvalidInput(f"output {position}: expected an object with a 'name'")
@@ -115,7 +120,9 @@ def _outputs(value: Any) -> tuple[list[str] | None, frozenset[str]]:
         wants = _parameters(item.get("parameters"), f"outputs[{position}].").get("binary_data")
         if wants is True:
             binary.add(item["name"])
-    return names, frozenset(binary)
+        elif wants is False:
+            json_only.add(item["name"])
+    return names, frozenset(binary), frozenset(json_only)
 
 
 def render_infer(
@@ -131,7 +138,7 @@ def render_infer(
             "shape": tensor.shape,
         }
         binary = tensor.name in request.binary or (
-            request.binary_default and (request.outputs is None or tensor.name in request.outputs)
+            request.binary_default and tensor.name not in request.json
         )
         if binary:
             blob = raw_bytes(tensor)

@@ -42,6 +42,13 @@ FIXED = {
 }
 FLOATS = frozenset({"FP16", "FP32", "FP64"})
 INTEGERS = frozenset(k for k in FIXED if "INT" in k)
+INT64_LOW, INT64_HIGH = -(2**63), 2**63 - 1
+#: The values each integer datatype holds.
+INTEGER_RANGES = {
+    k: (int(np.iinfo(FIXED[k]).min), int(np.iinfo(FIXED[k]).max)) for k in sorted(INTEGERS)
+}
+#: More features than any model takes (a bound on a client-declared width).
+MAX_FEATURES = 100_000
 DATATYPES = frozenset(FIXED) | {"BYTES"}
 #: Outputs every version can give; `predict_proba` only classifiers with probabilities.
 PREDICT, PROBA = "predict", "predict_proba"
@@ -75,61 +82,89 @@ class TensorOut(NamedTuple):
     data: list[Any]
 
 
-def check_shape(name: str, shape: Any, max_rows: int) -> tuple[int, ...]:
-    """The shape as integers; a bad one, or one past the row limit, is refused before any
-    memory is given to it."""
+def check_shape(name: str, shape: Any) -> tuple[int, ...]:
+    """The shape as integers: one or two non-negative sizes (rows_of checks the limits, by
+    layout, before any memory is given to them)."""
     if not isinstance(shape, list | tuple) or not 1 <= len(shape) <= 2:
         raise InvalidInput(f"input '{name[:64]}': 'shape' must be a list of 1 or 2 sizes")
     if not all(type(d) is int and d >= 0 for d in shape):
         raise InvalidInput(f"input '{name[:64]}': 'shape' must hold non-negative integers")
-    if shape[0] > max_rows:
-        raise InvalidInput(
-            f"input '{name[:64]}': {shape[0]} rows exceed the synchronous limit of {max_rows}; "
-            "submit them as a batch job"
-        )
-    if len(shape) == 2 and shape[1] > 100_000:
-        raise InvalidInput(f"input '{name[:64]}': more features than any model takes")
     return tuple(shape)
 
 
-def flat_values(tensor: TensorIn, count: int) -> list[Any]:
-    """The tensor's elements as a flat list of Python values, checked against its datatype."""
+def check_limits(name: str, rows: int, width: int, max_rows: int) -> None:
+    if rows > max_rows:
+        raise InvalidInput(
+            f"input '{name[:64]}': {rows} rows exceed the synchronous limit of {max_rows}; "
+            "submit them as a batch job"
+        )
+    if width > MAX_FEATURES:
+        raise InvalidInput(f"input '{name[:64]}': more features than any model takes")
+    if width == 0:
+        raise InvalidInput(f"input '{name[:64]}': a row must hold features")
+
+
+def flat_values(tensor: TensorIn, shape: tuple[int, ...]) -> list[Any]:
+    """The tensor's elements as a flat list of Python values, checked against its datatype and
+    shape; a missing value (JSON null, NaN) of a float tensor is None, for the signature to
+    take or refuse."""
     name = tensor.name[:64]
     if tensor.datatype not in DATATYPES:
         raise InvalidInput(f"input '{name}': unknown datatype")
+    count = math.prod(shape)
     if tensor.raw is not None:
         values = _from_raw(tensor.datatype, tensor.raw, count, name)
     else:
-        values = _flatten(tensor.data, name)
-        _check_json_types(tensor.datatype, values, name)
+        values = _flatten(tensor.data, name, shape)
+        values = _checked_json(tensor.datatype, values, name)
     if len(values) != count:
         raise InvalidInput(f"input '{name}': {len(values)} values for a shape of {count}")
     return values
 
 
-def _flatten(data: Any, name: str) -> list[Any]:
+def _flatten(data: Any, name: str, shape: tuple[int, ...]) -> list[Any]:
+    """`data` flat, or nested as its shape says (rows of `shape[1]` values): a ragged or
+    reflowed nesting is refused, never read in another order."""
     if not isinstance(data, list):
         raise InvalidInput(f"input '{name}': 'data' must be a list")
-    if not data or not isinstance(data[0], list):
+    nested = [type(v) is list for v in data]
+    if not any(nested):
         flat = data
+    elif not all(nested) or len(shape) != 2 or len(data) != shape[0]:
+        raise InvalidInput(f"input '{name}': nested 'data' must hold one list per row")
     else:
-        flat = [v for row in data for v in (row if isinstance(row, list) else [row])]
+        width = shape[1]
+        if any(len(row) != width for row in data):
+            raise InvalidInput(f"input '{name}': every row of 'data' must hold {width} values")
+        flat = [v for row in data for v in row]
     if any(isinstance(v, list | dict) for v in flat):
         raise InvalidInput(f"input '{name}': 'data' nests deeper than its shape")
     return flat
 
 
-def _check_json_types(datatype: str, values: list[Any], name: str) -> None:
+def _checked_json(datatype: str, values: list[Any], name: str) -> list[Any]:
     if datatype in FLOATS:
-        ok = all(type(v) is float or type(v) is int for v in values)
+        ok = all(type(v) is float or type(v) is int or v is None for v in values)
+        if ok and any(type(v) is float and not math.isfinite(v) for v in values):
+            values = _nan_as_missing(values, name)
     elif datatype in INTEGERS:
-        ok = all(type(v) is int for v in values)
+        low, high = INTEGER_RANGES[datatype]
+        ok = all(type(v) is int and low <= v <= high for v in values)
     elif datatype == "BOOL":
         ok = all(type(v) is bool for v in values)
     else:
         ok = all(type(v) is str for v in values)
     if not ok:
         raise InvalidInput(f"input '{name}': a value does not match datatype {datatype}")
+    return values
+
+
+def _nan_as_missing(values: list[Any], name: str) -> list[Any]:
+    """NaN is a missing value (None); infinity is refused."""
+    out = [None if v != v else v for v in values]
+    if any(v is not None and not math.isfinite(v) for v in out):
+        raise InvalidInput(f"input '{name}': infinity is not accepted")
+    return out
 
 
 def _from_raw(datatype: str, raw: bytes, count: int, name: str) -> list[Any]:
@@ -141,9 +176,12 @@ def _from_raw(datatype: str, raw: bytes, count: int, name: str) -> list[Any]:
             f"input '{name}': {len(raw)} bytes for {count} {datatype} values "
             f"({count * dtype.itemsize} expected)"
         )
-    values: list[Any] = np.frombuffer(raw, dtype=dtype).tolist()
-    if datatype in FLOATS and not all(math.isfinite(v) for v in values):
-        raise InvalidInput(f"input '{name}': NaN and infinity are not accepted")
+    array = np.frombuffer(raw, dtype=dtype)
+    if datatype == "BOOL" and np.frombuffer(raw, dtype=np.uint8).max(initial=0) > 1:
+        raise InvalidInput(f"input '{name}': a BOOL byte must be 0 or 1")
+    values: list[Any] = array.tolist()
+    if datatype in FLOATS and not np.isfinite(array).all():
+        return _nan_as_missing(values, name)
     return values
 
 
@@ -172,20 +210,17 @@ def rows_of(
     """(kind, rows) for the data plane: positional `instances` or named `records`."""
     if not tensors:
         raise InvalidInput("'inputs' must hold at least one tensor")
-    shapes = [check_shape(t.name, t.shape, max_rows) for t in tensors]
+    shapes = [check_shape(t.name, t.shape) for t in tensors]
     if content_type not in (None, "np", "pd"):
         raise InvalidInput("parameter 'content_type' must be 'np' or 'pd'")
-    as_np = content_type == "np" or (
-        content_type is None and len(tensors) == 1 and len(shapes[0]) == 2
-    )
-    if as_np:
+    single_matrix = len(tensors) == 1 and len(shapes[0]) == 2
+    if content_type == "np" or (content_type is None and single_matrix):
         if len(tensors) != 1:
             raise InvalidInput("content type 'np' takes exactly one input tensor")
         shape: tuple[int, ...] = shapes[0] if len(shapes[0]) == 2 else (1, shapes[0][0])
-        values = flat_values(tensors[0], shape[0] * shape[1])
+        check_limits(tensors[0].name, shape[0], shape[1], max_rows)
+        values = flat_values(tensors[0], shapes[0])
         width = shape[1]
-        if width == 0:
-            raise InvalidInput(f"input '{tensors[0].name[:64]}': a row must hold features")
         return "instances", [values[i : i + width] for i in range(0, len(values), width)]
     columns: dict[str, list[Any]] = {}
     rows = None
@@ -197,9 +232,12 @@ def rows_of(
         if rows is not None and shape[0] != rows:
             raise InvalidInput("every input column must have the same number of rows")
         rows = shape[0]
+        check_limits(tensor.name, rows, 1, max_rows)
         if tensor.name in columns:
             raise InvalidInput(f"input '{tensor.name[:64]}' is given twice")
-        columns[tensor.name] = flat_values(tensor, shape[0])
+        columns[tensor.name] = flat_values(tensor, shape)
+    if len(columns) > MAX_FEATURES:
+        raise InvalidInput("more input columns than any model takes")
     names = list(columns)
     records = [
         dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)
@@ -212,16 +250,29 @@ def output_names(model: LoadedModel) -> list[str]:
     return [PREDICT, PROBA] if model.has_probabilities else [PREDICT]
 
 
-def predict_datatype(model: LoadedModel, labels: Sequence[Any] = ()) -> str:
-    """INT64 for integer classes, BYTES for string classes, FP64 for a regressor's values."""
-    known = model.classes if model.classes is not None else list(labels)
-    if known and all(type(c) is bool for c in known):
+def predict_datatype(model: LoadedModel) -> str:
+    """One datatype per version, from its classes: INT64 for integer classes (within int64),
+    FP64 for float classes, BOOL for booleans, BYTES for any other (strings); FP64 for a model
+    without classes (a regressor's values; a pyfunc's answers that are not numbers are sent
+    as BYTES, see `predict_tensor`)."""
+    classes = model.classes
+    if classes is None:
+        return "FP64"
+    if classes and all(type(c) is bool for c in classes):
         return "BOOL"
-    if known and all(isinstance(c, int) and not isinstance(c, bool) for c in known):
+    if classes and all(type(c) is int and INT64_LOW <= c <= INT64_HIGH for c in classes):
         return "INT64"
-    if model.classes is None and all(isinstance(c, int | float) for c in known):
+    if classes and all(type(c) is float for c in classes):
         return "FP64"
     return "BYTES"
+
+
+def predict_tensor(model: LoadedModel, labels: list[Any]) -> TensorOut:
+    datatype = predict_datatype(model)
+    if datatype == "FP64" and not all(type(v) is float or type(v) is int for v in labels):
+        datatype = "BYTES"  # a pyfunc's labels: not numbers after all
+    data = labels if datatype != "BYTES" else [v if type(v) is str else str(v) for v in labels]
+    return TensorOut(PREDICT, datatype, [len(labels)], data)
 
 
 def output_tensors(
@@ -230,19 +281,16 @@ def output_tensors(
     """The output tensors asked for (all by default); an unknown name is refused."""
     names = output_names(model)
     if wanted is not None:
-        unknown = [n for n in wanted if n not in names]
-        if unknown:
+        if any(n not in names for n in wanted):
             raise InvalidInput(
-                f"unknown output '{str(unknown[0])[:64]}'; this version gives: {', '.join(names)}"
+                f"an unknown output is asked for; this version gives: {', '.join(names)}"
             )
         names = [n for n in names if n in wanted]
     labels = prediction.labels
     out = []
     for name in names:
         if name == PREDICT:
-            datatype = predict_datatype(model, labels)
-            data = labels if datatype != "BYTES" else [str(v) for v in labels]
-            out.append(TensorOut(PREDICT, datatype, [len(labels)], data))
+            out.append(predict_tensor(model, labels))
         else:
             proba = prediction.probabilities or []
             width = len(proba[0]) if proba else len(model.classes or ())

@@ -327,7 +327,7 @@ BAD = [
         ),
     ),
     (
-        "NaN",
+        "infinity",
         pb.ModelInferRequest(
             model_name="iris",
             inputs=[
@@ -335,7 +335,7 @@ BAD = [
                     name="x",
                     datatype="FP64",
                     shape=[1, 4],
-                    contents=pb.InferTensorContents(fp64_contents=[float("nan"), 1, 2, 3]),
+                    contents=pb.InferTensorContents(fp64_contents=[float("inf"), 1, 2, 3]),
                 )
             ],
         ),
@@ -436,13 +436,35 @@ def test_calls_run_on_the_event_loop_that_serves_http(served: Served) -> None:
     assert first["loop_id"] == started["loop_id"] and first["same_loop_as_http"] is True
 
 
+def test_nan_is_a_missing_value_as_v1s_null(served: Served) -> None:
+    """A NaN in a float tensor is a missing value, as JSON null is on /v1: the forest takes
+    missing values, so both answer the same."""
+    row = [float("nan"), 3.0, 5.0, 2.0]
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="x", datatype="FP64", shape=[1, 4], contents=pb.InferTensorContents(fp64_contents=row)
+    )
+    answer = served.stub.ModelInfer(
+        pb.ModelInferRequest(model_name="iris", inputs=[tensor]), metadata=served.key
+    )
+    v1 = served.gateway.http.post(
+        "/v1/models/iris/predict", json={"instances": [[None, 3.0, 5.0, 2.0]]}
+    ).json()
+    assert list(answer.outputs[0].contents.int64_contents) == v1["predictions"]
+
+
 def test_health_goes_not_serving_on_sigterm_while_calls_are_still_served(
     gateway_factory: GatewayFactory, iris: dict[int, LoadedModel]
 ) -> None:
     port = free_port()
     gateway = gateway_factory(grpc_port=str(port), drain_seconds="2", graceful_shutdown_seconds="5")
     for served in _connect(gateway, port):
-        assert _health(served, SERVICE) == health_pb2.HealthCheckResponse.SERVING
+        # Health follows readiness within its poll (0.1 s), which a busy machine may stretch.
+        wait_until(
+            lambda s=served: _health(s, SERVICE) == health_pb2.HealthCheckResponse.SERVING,
+            5.0,
+            "SERVING",
+            interval=0.05,
+        )
         signalled = time.monotonic()
         gateway.send_signal(signal.SIGTERM)
         wait_until(

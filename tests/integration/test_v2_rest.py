@@ -315,3 +315,32 @@ def test_other_refusals_in_the_v2_shape(gw: Gateway) -> None:
         headers={"Authorization": f"Bearer {gw.api_key}"},
     )
     assert bearer.status_code == 200
+
+
+def test_a_missing_value_is_null_or_nan_as_on_v1(gw: Gateway) -> None:
+    """JSON null (or a NaN in binary) is a missing value, judged by the signature as /v1
+    judges null: the forest takes it, so both protocols answer the same."""
+    expected = v1(gw, "iris", [[None, 3.0, 5.0, 2.0]])["predictions"]  # type: ignore[list-item]
+    body = {"inputs": [tensor([[None, 3.0, 5.0, 2.0]], "FP64")]}  # type: ignore[list-item]
+    response = gw.http.post("/v2/models/iris/infer", json=body)
+    assert response.status_code == 200, response.text
+    assert outputs(response.json())["predict"]["data"] == expected
+    raw = np.asarray([[np.nan, 3.0, 5.0, 2.0]], dtype="<f8").tobytes()
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    )
+    binary = gw.http.post(
+        "/v2/models/iris/infer",
+        content=header + raw,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert outputs(binary.json())["predict"]["data"] == expected

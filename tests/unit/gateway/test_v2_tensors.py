@@ -42,6 +42,20 @@ def test_raw_little_endian_data_is_read_by_datatype() -> None:
     assert rows_of([TensorIn("x", "FP32", [1, 2], raw=f32)], "np", 10)[1] == [[0.5, 1.5]]
 
 
+def test_nan_and_null_are_missing_values_for_the_signature_to_judge() -> None:
+    raw = np.asarray([[1.0, np.nan]], dtype="<f8").tobytes()
+    assert rows_of([TensorIn("x", "FP64", [1, 2], raw=raw)], None, 10)[1] == [[1.0, None]]
+    as_json = TensorIn("x", "FP32", [1, 2], data=[None, 2.0])
+    assert rows_of([as_json], None, 10)[1] == [[None, 2.0]]
+    nan_json = TensorIn("x", "FP32", [1, 2], data=[float("nan"), 2.0])
+    assert rows_of([nan_json], None, 10)[1] == [[None, 2.0]]
+
+
+def test_a_1d_np_tensor_is_one_row_limited_by_width_not_rows() -> None:
+    wide = TensorIn("x", "FP32", [1500], data=[1.0] * 1500)
+    assert rows_of([wide], "np", 10) == ("instances", [[1.0] * 1500])
+
+
 def test_one_column_per_feature_gives_records_with_bytes_as_text() -> None:
     tensors = [
         TensorIn("colour", "BYTES", [2], raw=_bytes("red", "blue")),
@@ -66,7 +80,15 @@ REFUSED: list[tuple[str, list[TensorIn], str | None]] = [
     ("bools as ints", [TensorIn("x", "BOOL", [1, 1], data=[1])], None),
     ("unknown datatype", [TensorIn("x", "FP8", [1, 1], data=[1.0])], None),
     ("raw length", [TensorIn("x", "FP32", [1, 2], raw=b"\x00" * 7)], None),
-    ("raw NaN", [TensorIn("x", "FP64", [1, 1], raw=np.asarray([np.nan]).tobytes())], None),
+    ("raw infinity", [TensorIn("x", "FP64", [1, 1], raw=np.asarray([np.inf]).tobytes())], None),
+    ("JSON infinity", [TensorIn("x", "FP64", [1, 1], data=[float("inf")])], None),
+    ("ragged rows", [TensorIn("x", "FP32", [2, 3], data=[[1, 2, 3, 4], [5, 6]])], None),
+    ("mixed nesting", [TensorIn("x", "FP32", [2, 2], data=[[1, 2], 3, 4])], None),
+    ("nested 1-D", [TensorIn("x", "FP32", [2], data=[[1], [2]])], None),
+    ("INT8 range", [TensorIn("x", "INT8", [1, 1], data=[300])], None),
+    ("UINT8 negative", [TensorIn("x", "UINT8", [1, 1], data=[-1])], None),
+    ("BOOL byte", [TensorIn("x", "BOOL", [1, 1], raw=b"\x02")], None),
+    ("1-D np too wide", [TensorIn("x", "FP32", [200_000], data=[1.0] * 3)], "np"),
     ("cut BYTES", [TensorIn("x", "BYTES", [1], raw=b"\x05\x00\x00\x00ab")], None),
     ("bad utf-8", [TensorIn("x", "BYTES", [1], raw=b"\x01\x00\x00\x00\xff")], None),
     ("too deep", [TensorIn("x", "FP32", [1, 2], data=[[[1.0, 2.0]]])], None),
@@ -106,7 +128,9 @@ def test_output_datatypes_follow_the_classes() -> None:
     assert predict_datatype(_model([0, 1])) == "INT64"
     assert predict_datatype(_model(["a", "b"])) == "BYTES"
     assert predict_datatype(_model([False, True])) == "BOOL"
-    assert predict_datatype(_model(None, False), [0.5, 1.5]) == "FP64"
+    assert predict_datatype(_model(None, False)) == "FP64"
+    assert predict_datatype(_model([0.0, 1.0])) == "FP64"
+    assert predict_datatype(_model([2**70, 1])) == "BYTES"  # past int64
 
 
 def test_outputs_all_by_default_or_the_named_ones() -> None:
@@ -166,9 +190,30 @@ def test_the_binary_extension_splits_header_and_tensors() -> None:
     assert np.frombuffer(body[split:], dtype="<i8").tolist() == [1]
 
 
+def test_an_outputs_own_binary_data_false_wins_over_the_request_default() -> None:
+    body = orjson.dumps(
+        {
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1.0, 2.0]}],
+            "parameters": {"binary_data_output": True},
+            "outputs": [
+                {"name": "predict", "parameters": {"binary_data": False}},
+                {"name": "predict_proba"},
+            ],
+        }
+    )
+    parsed = parse_infer(body, None)
+    tensors = output_tensors(_model([0, 1]), Prediction([1], [[0.3, 0.7]]), parsed.outputs)
+    answer, split = render_infer(parsed, "m", 1, tensors)
+    assert split is not None
+    outputs = orjson.loads(answer[:split])["outputs"]
+    assert outputs[0]["data"] == [1] and "parameters" not in outputs[0]
+    assert outputs[1]["parameters"] == {"binary_data_size": 16}
+
+
 @pytest.mark.parametrize(
     ("body", "length"),
     [
+        (b"{}", "9" * 5000),
         (b"{}", "99"),
         (b"{}", "x"),
         (b"[]", None),
@@ -183,6 +228,24 @@ def test_the_binary_extension_splits_header_and_tensors() -> None:
 def test_bad_bodies_are_refused(body: bytes, length: str | None) -> None:
     with pytest.raises(InvalidInput):
         parse_infer(body, length)
+
+
+def test_data_and_binary_data_size_together_are_refused() -> None:
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "datatype": "FP32",
+                    "shape": [1],
+                    "data": [1.0],
+                    "parameters": {"binary_data_size": 4},
+                }
+            ]
+        }
+    )
+    with pytest.raises(InvalidInput, match="not both"):
+        parse_infer(header + b"\x00" * 4, str(len(header)))
 
 
 def test_binary_data_must_be_used_exactly() -> None:
