@@ -22,6 +22,7 @@ from typing import Any
 from bench.batch import measure
 from bench.cli_timing import cli_checks, measure_cli
 from bench.flavors import flavor_checks, measure_flavors, print_flavors
+from bench.protocols import measure_protocols, print_protocols, protocol_checks
 from bench.servers import Target, measure_target
 from bench.stack import Stack
 from bench.wrk import Load
@@ -39,7 +40,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated target names, `cli` and `flavors` among them (debugging)",
+        help="comma-separated target names, `cli`, `flavors` and `protocols` among them "
+        "(debugging)",
     )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
@@ -58,13 +60,18 @@ def main() -> None:
         flavors = None
         if not wanted or "flavors" in wanted:
             flavors = measure_flavors(stack, connections, args.seconds, args.warmup)
+        protocols = None
+        if not wanted or "protocols" in wanted:
+            protocols = measure_protocols(stack, args.seconds, args.warmup)
     finally:
         stack.close()
     report = build_report(targets, batch, connections, args, time.time() - started)
     report["cli"] = cli
     report["flavors"] = flavors
+    report["protocols"] = protocols
     report["checks"].extend(cli_checks(cli or {}))
     report["checks"].extend(flavor_checks(flavors))
+    report["checks"].extend(protocol_checks(protocols))
     print_report(report)
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -318,6 +325,8 @@ def print_report(report: dict[str, Any]) -> None:
         )
     if report["flavors"]:
         print_flavors(report["flavors"])
+    if report["protocols"]:
+        print_protocols(report["protocols"])
     print("\ntargets:")
     for item in report["checks"]:
         mark = "MET" if item["met"] else "NOT MET"

@@ -1,6 +1,6 @@
 -- wrk script: POST one row per request, in the body format a target expects.
--- Environment: BENCH_FORMAT (v1 | features | mlflow), BENCH_API_KEY (sent as X-API-Key when
--- set), BENCH_REPEAT (N > 0: cycle over N rows, so they repeat; else every row differs),
+-- Environment: BENCH_FORMAT (v1 | features | mlflow | v2), BENCH_API_KEY (sent as X-API-Key
+-- when set), BENCH_REPEAT (N > 0: cycle over N rows, so they repeat; else every row differs),
 -- BENCH_OFFSET (first row number, so that runs never share rows), BENCH_WIDTH (4, the default:
 -- iris rows; any other N: N features named f0..f<N-1>, for the flavor section's models).
 local format = os.getenv("BENCH_FORMAT") or "v1"
@@ -49,6 +49,38 @@ if width ~= 4 then
   columns = table.concat(names, ",")
 end
 
+-- v2: the row as one 2-D FP32 tensor [1, width], as tritonclient's HTTP client sends a float32
+-- numpy array in JSON mode (InferInput.set_data_from_numpy(binary_data=False)): the data flat,
+-- each value the float32 nearest the two-decimal one, written as Python's json.dumps writes that
+-- float (the shortest text that reads back as the same double; 5.1 -> 5.099999904632568).
+local ffi = require("ffi")
+local float32 = ffi.new("float[1]")
+
+local function as_float32_json(text)
+  float32[0] = tonumber(text)
+  local value = float32[0]
+  local out
+  for digits = 15, 17 do
+    out = string.format("%." .. digits .. "g", value)
+    if tonumber(out) == value then
+      break
+    end
+  end
+  if not out:find("[.e]") then
+    out = out .. ".0"
+  end
+  return out
+end
+
+local function v2_body(values)
+  local data = {}
+  for text in values:gmatch("[^%[%],]+") do
+    data[#data + 1] = as_float32_json(text)
+  end
+  return '{"inputs":[{"name":"input-0","shape":[1,' .. width .. '],"datatype":"FP32","data":['
+    .. table.concat(data, ",") .. ']}]}'
+end
+
 function request()
   n = n + 1
   local i = cycle > 0 and (n % cycle) or n
@@ -58,6 +90,8 @@ function request()
     body = '{"features":[' .. values .. ']}'
   elseif format == "mlflow" then
     body = '{"dataframe_split":{"columns":[' .. columns .. '],"data":[' .. values .. ']}}'
+  elseif format == "v2" then
+    body = v2_body(values)
   else
     body = '{"instances":[' .. values .. ']}'
   end

@@ -49,7 +49,7 @@ def measure_target(
     """Warm `service` up, then one wrk run per concurrency into `target`; returns the row
     offset after the last run (the next target's first). The service is left running."""
     target.rss_ready_mb = rss_mb(service)  # loaded, before any traffic
-    key = api_key if target.body_format == "v1" else ""
+    key = api_key if isinstance(service, Gateway) else ""  # only Modelgate takes keys
     # Warm-up on rows the measured runs never send.
     run_wrk(
         url,
