@@ -66,11 +66,22 @@ def base_python() -> str:
 
 
 def pip_build(venv: Path, lock: Path, python: str | None = None) -> None:
-    """`python -m venv`, then every pinned package of the lock (`--no-deps`), then `pip check`.
+    """`python -m venv`, then every pinned package of the lock (`--no-deps`), then a check of
+    their requirements: with uv when this venv has it (`make venv` installs it: seconds, where
+    pip takes a minute), else with pip.
 
-    `--no-compile`: byte-compiling every module of kubernetes and grpc-tools took about a third
-    of the build, for modules the scripts never import (those they do compile on first use)."""
+    pip's `--no-compile`: byte-compiling every module of kubernetes and grpc-tools took about a
+    third of its build, for modules the scripts never import (those they do compile on first
+    use); uv does not compile by default."""
     subprocess.run([python or base_python(), "-m", "venv", str(venv)], check=True)
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+    if uv is not None:
+        target = ["--python", str(python_of(venv))]
+        subprocess.run(
+            [uv, "pip", "install", "--quiet", *target, "--no-deps", "-r", str(lock)], check=True
+        )
+        subprocess.run([uv, "pip", "check", "--quiet", *target], check=True)
+        return
     pip = [str(python_of(venv)), "-m", "pip", "--disable-pip-version-check", "--no-input"]
     subprocess.run(
         [*pip, "install", "--quiet", "--no-deps", "--no-compile", "-r", str(lock)], check=True

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.datastructures import Headers
 
 from gateway.guard.auth import Forbidden, Unauthorized
 from gateway.guard.keys import ApiKey
@@ -19,20 +20,26 @@ async def get_state(request: Request) -> GatewayState:
     return state
 
 
-async def authorize(request: Request, scope: str, kind: str) -> ApiKey:
-    """Authenticate the key, check `scope`, then count the `kind` limit.
-
-    The prediction routes call this directly instead of through `Depends`: FastAPI re-inspects
-    every dependency on every request (docs/benchmarks.md)."""
-    state: GatewayState = request.app.state.gateway
+def authenticate(state: GatewayState, headers: Headers, scope: str) -> ApiKey:
+    """The key of these headers, with `scope`; a refusal is counted in the auth metrics (every
+    protocol's, gRPC metadata included)."""
     try:
-        key = state.keys.authenticate(request.headers, scope)
+        return state.keys.authenticate(headers, scope)
     except Unauthorized:
         AUTH_FAILURES.labels(status="401").inc()
         raise
     except Forbidden:
         AUTH_FAILURES.labels(status="403").inc()
         raise
+
+
+async def authorize(request: Request, scope: str, kind: str) -> ApiKey:
+    """Authenticate the key, check `scope`, then count the `kind` limit.
+
+    The prediction routes call this directly instead of through `Depends`: FastAPI re-inspects
+    every dependency on every request (docs/benchmarks.md)."""
+    state: GatewayState = request.app.state.gateway
+    key = authenticate(state, request.headers, scope)
     # Read by the request middleware: logged with the request, sent with the response.
     request.state.api_key_id = key.id
     request.state.owner = key.owner

@@ -17,7 +17,8 @@ from starlette.datastructures import Headers
 
 from gateway.http.errors import NOT_RETRYABLE, RETRY_AFTER_SECONDS, STATUS_BY_CODE
 from gateway.protocols.v2_grpc import grpc_predict_v2_pb2 as pb
-from gateway.protocols.v2_tensors import TensorIn, TensorOut, raw_bytes
+from gateway.protocols.v2_outputs import TensorOut, raw_bytes
+from gateway.protocols.v2_tensors import TensorIn
 from kernel.errors import InvalidInput
 
 #: The typed `InferTensorContents` field of each V2 datatype (FP16 travels raw only).

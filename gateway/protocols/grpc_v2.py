@@ -22,11 +22,11 @@ import grpc
 from starlette.datastructures import Headers
 
 from gateway.dataplane.plane import Caller, PredictCall
-from gateway.guard.auth import Forbidden, Unauthorized
+from gateway.deps import authenticate
 from gateway.guard.keys import ApiKey
 from gateway.health import Drain
 from gateway.http.errors import STATUS_BY_CODE, request_id_var
-from gateway.metrics import AUTH_FAILURES, GRPC_REQUEST_SECONDS, GRPC_REQUESTS
+from gateway.metrics import GRPC_REQUEST_SECONDS, GRPC_REQUESTS
 from gateway.protocols.calls import MAX_ROUTE_KEY
 from gateway.protocols.grpc_messages import (
     content_type_of,
@@ -41,8 +41,9 @@ from gateway.protocols.grpc_messages import (
 from gateway.protocols.v1 import MAX_VERSION
 from gateway.protocols.v2_grpc import grpc_predict_v2_pb2 as pb
 from gateway.protocols.v2_grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceServicer
+from gateway.protocols.v2_outputs import model_metadata, output_tensors
 from gateway.protocols.v2_ready import ready_version
-from gateway.protocols.v2_tensors import model_metadata, output_tensors, rows_of
+from gateway.protocols.v2_tensors import rows_of
 from gateway.state import GatewayState
 from kernel.errors import InvalidInput, ModelgateError, VersionNotFound
 from kernel.logs import log_fields
@@ -174,14 +175,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
 
     async def _authorize(self, headers: Headers, kind: str, out: dict[str, Any]) -> ApiKey:
         """Authenticate the key (the `predict` scope, as the REST routes), count `kind`."""
-        try:
-            key = self.state.keys.authenticate(headers, "predict")
-        except Unauthorized:
-            AUTH_FAILURES.labels(status="401").inc()
-            raise
-        except Forbidden:
-            AUTH_FAILURES.labels(status="403").inc()
-            raise
+        key = authenticate(self.state, headers, "predict")
         out["api_key_id"], out["owner"] = key.id, key.owner
         decision = await self.state.limiter.check(kind, key)
         out["metadata"] = [(name.lower(), value) for name, value in decision.headers.items()]

@@ -21,8 +21,9 @@ from gateway.protocols.calls import make_call
 from gateway.protocols.dispatch import HotRoute
 from gateway.protocols.v1 import MAX_VERSION
 from gateway.protocols.v2_bodies import HEADER_LENGTH, parse_infer, render_infer
+from gateway.protocols.v2_outputs import model_metadata, output_tensors
 from gateway.protocols.v2_ready import ready_version
-from gateway.protocols.v2_tensors import model_metadata, output_tensors, rows_of
+from gateway.protocols.v2_tensors import rows_of
 from gateway.responses import json_response, model_headers
 from gateway.state import GatewayState
 from kernel.errors import VersionNotFound

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 import orjson
 
 from gateway.http.payload import parse_json
-from gateway.protocols.v2_tensors import TensorIn, TensorOut, raw_bytes
+from gateway.protocols.v2_outputs import TensorOut, raw_bytes
+from gateway.protocols.v2_tensors import TensorIn
 from kernel.errors import InvalidInput
 
 #: Response header naming the JSON part of a binary answer (and of a binary request).

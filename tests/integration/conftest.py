@@ -117,6 +117,24 @@ def make_key(redis_url: str, **options: object) -> str:
     return value
 
 
+def logging_to(tracking_uri: str) -> Callable[[], None]:
+    """Point MLflow's fluent API (`mlflow.<flavor>.log_model`, as users log) at `tracking_uri`
+    and return what puts the environment back: `mlflow.set_tracking_uri` exports
+    MLFLOW_TRACKING_URI (and the registry's), which no later test may inherit."""
+    import mlflow
+
+    exported = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+
+    def restore() -> None:
+        for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+            os.environ.pop(key)
+        os.environ.update(exported)
+
+    return restore
+
+
 def known(gateway: Gateway, key: str) -> None:
     """Wait until the gateway's key snapshot holds `key` (refreshed every 0.3 s in tests)."""
     wait_until(

@@ -166,7 +166,7 @@ CASES = [
     ("legacy empty body", "/predict", b"", {}, 400, "empty_body"),
     ("legacy wrong width", "/predict", b'{"features": [[1, 2]]}', JSON, 422, "invalid_input"),
     ("legacy no features", "/predict", b'{"data": [[1, 2, 3, 4]]}', JSON, 422, "invalid_input"),
-    ("unknown route", "/v2/whatever", b"{}", JSON, 404, "not_found"),
+    ("unknown route", "/v9/whatever", b"{}", JSON, 404, "not_found"),
 ]
 
 

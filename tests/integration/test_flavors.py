@@ -8,7 +8,6 @@ predict/predict_proba within 1e-5, missing values included where the flavor take
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from typing import Any
@@ -23,7 +22,7 @@ from mlflow import MlflowClient
 from devstack.processes import Gateway, MlflowServer, wait_until
 from registry.digest import DIGEST_TAG
 from registry.trust import ADOPTED, FIRST_USE, TRUST_TAG
-from tests.integration.conftest import GatewayFactory, WorkerFactory
+from tests.integration.conftest import GatewayFactory, WorkerFactory, logging_to
 from tests.integration.test_import_and_cli import modelgate
 from tests.integration.test_jobs import csv_results, wait_done
 
@@ -56,10 +55,7 @@ def logged(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
     from sklearn.ensemble import RandomForestClassifier
 
     frame, y = _data()
-    # set_tracking_uri exports MLFLOW_TRACKING_URI (and the registry's): put them back after.
-    exported = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
-    mlflow.set_tracking_uri(mlflow_server.url)
-    mlflow.set_registry_uri(mlflow_server.url)
+    restore = logging_to(mlflow_server.url)
     natives: dict[str, Any] = {
         "fl_skops": RandomForestClassifier(10, random_state=0).fit(frame, y),
         "fl_pickle": RandomForestClassifier(5, random_state=0).fit(frame, y),
@@ -132,9 +128,7 @@ def logged(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
     client = MlflowClient(mlflow_server.url, mlflow_server.url)
     for name in (*natives, "fl_pyfunc", "fl_pyfunc_ref"):
         client.set_registered_model_alias(name, "production", "1")
-    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
-        os.environ.pop(key)
-    os.environ.update(exported)
+    restore()
     return natives
 
 

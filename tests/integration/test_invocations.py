@@ -38,7 +38,7 @@ from sklearn.linear_model import LinearRegression
 from devstack.processes import Gateway, MlflowModelServer, MlflowServer, wait_until
 from registry.model import LoadedModel
 from registry.train import FEATURES
-from tests.integration.conftest import GatewayFactory
+from tests.integration.conftest import GatewayFactory, known, logging_to, make_key
 from tests.integration.test_import_and_cli import modelgate
 
 COLUMNS = list(FEATURES)
@@ -67,9 +67,7 @@ def _parquet(frame: pd.DataFrame) -> bytes:
 @pytest.fixture(scope="module")
 def others(mlflow_server: MlflowServer) -> Iterator[dict[str, Any]]:
     """A regressor and a pyfunc, logged the ordinary way; MLflow's own pyfunc of each."""
-    exported = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
-    mlflow.set_tracking_uri(mlflow_server.url)
-    mlflow.set_registry_uri(mlflow_server.url)
+    restore = logging_to(mlflow_server.url)
     try:
         example = FRAME.head(3)
         regressor = LinearRegression().fit(FRAME, FRAME["petal_width"] * 3 + 1)
@@ -99,9 +97,7 @@ def others(mlflow_server: MlflowServer) -> Iterator[dict[str, Any]]:
             client.set_registered_model_alias(name, "production", "1")
         pyfuncs = {n: mlflow.pyfunc.load_model(f"models:/{n}/1") for n in ("inv_reg", "inv_frame")}
     finally:
-        for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
-            os.environ.pop(key)
-        os.environ.update(exported)
+        restore()
     adopted = modelgate(mlflow_server, "adopt", "inv_frame", "1", "--wait", "0")
     assert adopted.returncode == 0, adopted.stderr
     yield pyfuncs
@@ -439,3 +435,19 @@ def test_a_pyfunc_data_frame_comes_back_as_mlflow_renders_it(
     for got, want in zip(ours.json()["predictions"], expected["predictions"], strict=True):
         assert got.keys() == want.keys()
         np.testing.assert_allclose(list(got.values()), list(want.values()), rtol=1e-6, atol=0)
+
+
+def test_the_rate_limit_is_a_429_in_mlflows_shape(
+    servers: tuple[Gateway, MlflowModelServer], redis_durable: Any
+) -> None:
+    gateway, _ = servers
+    key = make_key(redis_durable.url, predict_limit="1/minute")
+    known(gateway, key)
+    body = {"dataframe_split": {"columns": list(FEATURES), "data": [[5.1, 3.5, 1.4, 0.2]]}}
+    answers = [
+        httpx.post(gateway.url + "/invocations", json=body, headers={"X-API-Key": key})
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [200, 429]
+    assert answers[1].json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    assert int(answers[1].headers["retry-after"]) >= 1

@@ -7,7 +7,6 @@ tritonclient and KServe's own client drive the same routes in test_outside_clien
 
 from __future__ import annotations
 
-import os
 import struct
 from typing import Any
 
@@ -21,7 +20,7 @@ from sklearn.datasets import load_iris
 
 from devstack.processes import Gateway, MlflowServer, wait_until
 from registry.model import LoadedModel
-from tests.integration.conftest import GatewayFactory
+from tests.integration.conftest import GatewayFactory, known, logging_to, make_key
 
 ROWS = load_iris().data[::15].tolist()
 NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -36,9 +35,7 @@ def logged(mlflow_server: MlflowServer) -> None:
     data = load_iris()
     frame = pd.DataFrame(data.data, columns=NAMES)
     words = np.asarray(data.target_names)[data.target]
-    exported = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
-    mlflow.set_tracking_uri(mlflow_server.url)
-    mlflow.set_registry_uri(mlflow_server.url)
+    restore = logging_to(mlflow_server.url)
     with mlflow.start_run():
         mlflow.sklearn.log_model(
             LogisticRegression(max_iter=500).fit(frame, words),
@@ -55,9 +52,7 @@ def logged(mlflow_server: MlflowServer) -> None:
     client = MlflowClient(mlflow_server.url, mlflow_server.url)
     for name in ("v2_words", "v2_reg"):
         client.set_registered_model_alias(name, "production", "1")
-    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
-        os.environ.pop(key)
-    os.environ.update(exported)
+    restore()
 
 
 @pytest.fixture(scope="module")
@@ -344,3 +339,20 @@ def test_a_missing_value_is_null_or_nan_as_on_v1(gw: Gateway) -> None:
         headers={"Inference-Header-Content-Length": str(len(header))},
     )
     assert outputs(binary.json())["predict"]["data"] == expected
+
+
+def test_the_rate_limit_is_a_429_with_retry_after(gw: Gateway, redis_durable: Any) -> None:
+    """Infer counts as `predict`, metadata as `reads`: a key with 2 predictions a minute gets
+    429 in the V2 shape, with Retry-After, on the third; its reads still pass."""
+    key = make_key(redis_durable.url, predict_limit="2/minute")
+    known(gw, key)
+    headers = {"X-API-Key": key}
+    answers = [
+        httpx.post(
+            gw.url + "/v2/models/iris/infer", json={"inputs": [tensor(ROWS)]}, headers=headers
+        )
+        for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert set(answers[2].json()) == {"error"} and int(answers[2].headers["retry-after"]) >= 1
+    assert httpx.get(gw.url + "/v2/models/iris", headers=headers).status_code == 200

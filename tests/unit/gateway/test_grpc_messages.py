@@ -21,7 +21,8 @@ from gateway.protocols.grpc_messages import (
 )
 from gateway.protocols.grpc_v2 import parse_model_version
 from gateway.protocols.v2_grpc import grpc_predict_v2_pb2 as pb
-from gateway.protocols.v2_tensors import FIXED, TensorOut, rows_of
+from gateway.protocols.v2_outputs import TensorOut
+from gateway.protocols.v2_tensors import FIXED, rows_of
 from kernel.errors import InvalidInput, VersionNotFound
 
 Tensor = pb.ModelInferRequest.InferInputTensor

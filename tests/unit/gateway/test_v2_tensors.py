@@ -11,14 +11,13 @@ import orjson
 import pytest
 
 from gateway.protocols.v2_bodies import parse_infer, render_infer
-from gateway.protocols.v2_tensors import (
-    TensorIn,
+from gateway.protocols.v2_outputs import (
     model_metadata,
     output_tensors,
     predict_datatype,
     raw_bytes,
-    rows_of,
 )
+from gateway.protocols.v2_tensors import TensorIn, rows_of
 from kernel.errors import InvalidInput
 from registry.signature import Feature, Signature
 from runtime.base import Prediction
