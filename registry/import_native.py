@@ -190,6 +190,8 @@ def _log(
             signature=signature,
             input_example=example.head(2),
             registered_model_name=name,
+            # The flavor's own list, which MLflow would otherwise infer in a subprocess.
+            pip_requirements=flavor.get_default_pip_requirements(),
             **extra,
         )
     return info, run.info.run_id

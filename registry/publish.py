@@ -72,6 +72,9 @@ def publish(
             serialization_format="skops",
             skops_trusted_types=trusted,
             registered_model_name=name,
+            # MLflow's own list for this flavor: named, it skips inferring them, which runs
+            # the model in a subprocess (seconds per version).
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
         )
     version = int(info.registered_model_version)
     digest = record_digest(registry, name, version)

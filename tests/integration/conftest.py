@@ -117,6 +117,11 @@ def make_key(redis_url: str, **options: object) -> str:
     return value
 
 
+#: `pip_requirements` for the tests' ordinary logging: named (none), MLflow does not infer them,
+#: which loads each model in a subprocess (seconds per model); Modelgate never installs them.
+NO_REQUIREMENTS: list[str] = []
+
+
 def logging_to(tracking_uri: str) -> Callable[[], None]:
     """Point MLflow's fluent API (`mlflow.<flavor>.log_model`, as users log) at `tracking_uri`
     and return what puts the environment back: `mlflow.set_tracking_uri` exports

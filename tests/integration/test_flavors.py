@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 from devstack.processes import Gateway, MlflowServer, wait_until
 from registry.digest import DIGEST_TAG
 from registry.trust import ADOPTED, FIRST_USE, TRUST_TAG
-from tests.integration.conftest import GatewayFactory, WorkerFactory, logging_to
+from tests.integration.conftest import NO_REQUIREMENTS, GatewayFactory, WorkerFactory, logging_to
 from tests.integration.test_import_and_cli import modelgate
 from tests.integration.test_jobs import csv_results, wait_done
 
@@ -82,6 +82,7 @@ def logged(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
             natives["fl_skops"],
             name="m",
             registered_model_name="fl_skops",
+            pip_requirements=NO_REQUIREMENTS,
             input_example=example,
             skops_trusted_types=trusted,
         )
@@ -89,30 +90,45 @@ def logged(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
             natives["fl_pickle"],
             name="p",
             registered_model_name="fl_pickle",
+            pip_requirements=NO_REQUIREMENTS,
             serialization_format="cloudpickle",
         )
         for name in ("fl_xgb", "fl_strict", "fl_xgb_booster"):
             mlflow.xgboost.log_model(
-                natives[name], name=name, registered_model_name=name, input_example=example
+                natives[name],
+                name=name,
+                registered_model_name=name,
+                pip_requirements=NO_REQUIREMENTS,
+                input_example=example,
             )
         for name in ("fl_lgb", "fl_lgb_reg"):
             mlflow.lightgbm.log_model(
-                natives[name], name=name, registered_model_name=name, input_example=example
+                natives[name],
+                name=name,
+                registered_model_name=name,
+                pip_requirements=NO_REQUIREMENTS,
+                input_example=example,
             )
         mlflow.catboost.log_model(
             natives["fl_cb_cat"],
             name="cbcat",
             registered_model_name="fl_cb_cat",
+            pip_requirements=NO_REQUIREMENTS,
             input_example=_with_colour(example),
         )
         mlflow.catboost.log_model(
-            natives["fl_cb"], name="cb", registered_model_name="fl_cb", input_example=example
+            natives["fl_cb"],
+            name="cb",
+            registered_model_name="fl_cb",
+            pip_requirements=NO_REQUIREMENTS,
+            input_example=example,
         )
         # Pickled by reference, it needs this test module where it loads; by value, not.
         mlflow.pyfunc.log_model(
             name="pyref",
             python_model=Doubler(),
             registered_model_name="fl_pyfunc_ref",
+            pip_requirements=NO_REQUIREMENTS,
             input_example=example,
         )
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -121,6 +137,7 @@ def logged(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
                 name="py",
                 python_model=Doubler(),
                 registered_model_name="fl_pyfunc",
+                pip_requirements=NO_REQUIREMENTS,
                 input_example=example,
             )
         finally:

@@ -20,7 +20,7 @@ from sklearn.datasets import load_iris
 
 from devstack.processes import Gateway, MlflowServer, wait_until
 from registry.model import LoadedModel
-from tests.integration.conftest import GatewayFactory, known, logging_to, make_key
+from tests.integration.conftest import NO_REQUIREMENTS, GatewayFactory, known, logging_to, make_key
 
 ROWS = load_iris().data[::15].tolist()
 NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -41,12 +41,14 @@ def logged(mlflow_server: MlflowServer) -> None:
             LogisticRegression(max_iter=500).fit(frame, words),
             name="words",
             registered_model_name="v2_words",
+            pip_requirements=NO_REQUIREMENTS,
             input_example=frame.head(2),
         )
         mlflow.sklearn.log_model(
             LinearRegression().fit(frame.iloc[:, :3], frame.iloc[:, 3]),
             name="reg",
             registered_model_name="v2_reg",
+            pip_requirements=NO_REQUIREMENTS,
             input_example=frame.iloc[:2, :3],
         )
     client = MlflowClient(mlflow_server.url, mlflow_server.url)

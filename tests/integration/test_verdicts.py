@@ -17,7 +17,7 @@ from registry.client import Registry
 from registry.publish import record_digest
 from registry.train import TrainOptions, train_and_register, train_iris
 from registry.verdicts import REQUEST_TAG, read_verdicts
-from tests.integration.conftest import V2_OPTIONS, GatewayFactory
+from tests.integration.conftest import NO_REQUIREMENTS, V2_OPTIONS, GatewayFactory
 
 NAME = "verdict_m"
 
@@ -50,6 +50,7 @@ def register_pickled(registry: Registry, name: str) -> int:
             signature=signature,
             serialization_format="cloudpickle",
             registered_model_name=name,
+            pip_requirements=NO_REQUIREMENTS,
         )
     version = int(info.registered_model_version)
     record_digest(registry, name, version)
