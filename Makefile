@@ -10,7 +10,9 @@ VENV ?= .venv
 VENV_BIN := $(abspath $(VENV))/bin
 # Written after a successful install; its prerequisites make the install re-run when they change.
 # The venv's packages are installed by uv (seconds, where pip takes about two minutes here),
-# itself installed by the venv's pip; the dev extra pins the same version.
+# itself installed by the venv's pip; the dev extra pins the same version. Byte-compiled at
+# install, as pip does: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set (this
+# machine sets it) every process would compile MLflow, scikit-learn... from source at start.
 UV_PIN := uv==0.13.9
 VENV_STAMP := $(VENV)/.modelgate-installed
 
@@ -81,8 +83,8 @@ $(VENV_STAMP): pyproject.toml constraints.txt client/pyproject.toml
 		|| { echo "$(PYTHON) not found: install Python 3.11, or run make PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(UV_PIN)
-	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python -c constraints.txt \
-		-e '.[dev]' -e './client[pandas]'
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(VENV)/bin/python \
+		-c constraints.txt -e '.[dev]' -e './client[pandas]'
 	touch $@
 
 # Debian packages the tests and benchmarks run for real: command:package pairs.

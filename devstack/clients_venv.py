@@ -71,15 +71,17 @@ def pip_build(venv: Path, lock: Path, python: str | None = None) -> None:
     pip takes a minute), else with pip.
 
     pip's `--no-compile`: byte-compiling every module of kubernetes and grpc-tools took about a
-    third of its build, for modules the scripts never import (those they do compile on first
-    use); uv does not compile by default."""
+    third of its build, for modules the scripts never import; uv compiles in parallel, and
+    must: where PYTHONDONTWRITEBYTECODE is set, nothing compiled later is kept."""
     subprocess.run([python or base_python(), "-m", "venv", str(venv)], check=True)
     uv = shutil.which("uv", path=str(Path(sys.executable).parent))
     if uv is not None:
         target = ["--python", str(python_of(venv))]
         subprocess.run(
-            [uv, "pip", "install", "--quiet", *target, "--no-deps", "-r", str(lock)], check=True
-        )
+            [uv, "pip", "install", "--quiet", "--compile-bytecode", *target, "--no-deps", "-r",
+             str(lock)],
+            check=True,
+        )  # fmt: skip
         subprocess.run([uv, "pip", "check", "--quiet", *target], check=True)
         return
     pip = [str(python_of(venv)), "-m", "pip", "--disable-pip-version-check", "--no-input"]
