@@ -66,15 +66,16 @@ def body_format(content_type: str | None) -> str:
     return found
 
 
-def parse_body(form: str, body: bytes, signature: Signature) -> Body:
-    """The rows of a body in `form` ("json", "csv", "parquet") for a model of `signature`."""
+def parse_body(form: str, body: bytes, signature: Signature, max_rows: int) -> Body:
+    """The rows of a body in `form` ("json", "csv", "parquet") for a model of `signature`; a
+    table is read no further than `max_rows` (JSON's rows are counted by the data plane)."""
     if not body.strip():
         raise EmptyBody("No data provided")
     if form == "json":
         return json_body(parse_json(body), signature)
     if form == "csv":
-        return Body("instances", csv_rows(body, signature), None)
-    return Body("instances", parquet_rows(body, signature), None)
+        return Body("instances", csv_rows(body, signature, max_rows), None)
+    return Body("instances", parquet_rows(body, signature, max_rows), None)
 
 
 def json_body(doc: Any, signature: Signature) -> Body:

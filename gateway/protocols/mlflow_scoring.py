@@ -81,17 +81,16 @@ async def _invoke(request: Request, model: str | None) -> Response:
     name = model if model is not None else state.models.default_name
     body = await request.body()
     loaded = await state.models.resolve(name)
-    if form == "parquet" or len(body) > INLINE_PARSE_BYTES:
-        parsed = await asyncio.to_thread(parse_body, form, body, loaded.signature)
-        # Another version may have been swapped in meanwhile: rows follow its signature.
-        current = await state.models.resolve(name)
-        if current.signature != loaded.signature:
-            loaded = current
-            parsed = await asyncio.to_thread(parse_body, form, body, loaded.signature)
+    limit = state.plane.max_rows
+    # Tables are parsed in a thread (CSV costs far more per byte than JSON), as is large JSON.
+    if form != "json" or len(body) > INLINE_PARSE_BYTES:
+        parsed = await asyncio.to_thread(parse_body, form, body, loaded.signature, limit)
     else:
-        parsed = parse_body(form, body, loaded.signature)
+        parsed = parse_body(form, body, loaded.signature, limit)
     check_params(loaded, parsed)
-    call = make_call(request, key, "mlflow", name, parsed.kind, parsed.rows, None)
+    # Pinned to the version whose signature ordered the rows, even if another was swapped in
+    # meanwhile.
+    call = make_call(request, key, "mlflow", name, parsed.kind, parsed.rows, loaded.version)
     answer = await state.plane.predict(call)
     return json_response(
         {"predictions": predictions(answer.model, answer.prediction.labels)},

@@ -16,14 +16,21 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from gateway.http.errors import UnsupportedMediaType
+from gateway.http.errors import TooManyRows, UnsupportedMediaType
 from kernel.errors import InvalidInput
 from registry.cells import cells_parser, cells_problem
 from registry.signature import Signature, quote_names
 
 
-def csv_rows(body: bytes, signature: Signature) -> list[list[Any]]:
-    """A CSV body with a header: its cells parsed by the signature's CSV rules."""
+def too_many(rows: int, limit: int) -> TooManyRows:
+    return TooManyRows(
+        f"{rows} rows exceed the synchronous limit of {limit}; submit them as a batch job"
+    )
+
+
+def csv_rows(body: bytes, signature: Signature, max_rows: int) -> list[list[Any]]:
+    """A CSV body with a header: its cells parsed by the signature's CSV rules, no more than
+    `max_rows` of them (the parse stops at the first row past it)."""
     try:
         # utf-8-sig: UTF-8, without the byte-order mark spreadsheets put before the header.
         text = body.decode("utf-8-sig")
@@ -42,6 +49,8 @@ def csv_rows(body: bytes, signature: Signature) -> list[list[Any]]:
         for line in reader:
             if not line:  # a blank line
                 continue
+            if len(rows) == max_rows:
+                raise too_many(max_rows + 1, max_rows)
             if len(line) != width:
                 raise InvalidInput(f"CSV row {len(rows)}: expected {width} fields, got {len(line)}")
             cells = cells_of(line)
@@ -58,8 +67,12 @@ def csv_rows(body: bytes, signature: Signature) -> list[list[Any]]:
     return [nan_as_null(row) for row in rows] if signature.nan_at else rows
 
 
-def parquet_rows(body: bytes, signature: Signature) -> list[list[Any]]:
-    """A Parquet file's columns, read with pyarrow (imported here: only this format needs it)."""
+def parquet_rows(body: bytes, signature: Signature, max_rows: int) -> list[list[Any]]:
+    """A Parquet file's columns, read with pyarrow (imported here: only this format needs it).
+
+    Its row count comes from the file's metadata, and only the signature's columns are read:
+    a small, highly compressed file may hold far more rows, or a far larger column, than its
+    size says, and none of that is decompressed."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -67,19 +80,29 @@ def parquet_rows(body: bytes, signature: Signature) -> list[list[Any]]:
         raise UnsupportedMediaType(
             "this gateway reads no Parquet (pyarrow is not installed)"
         ) from None
+    broken = (pa.ArrowException, OSError, ValueError, TypeError, OverflowError)
     try:
-        table = pq.read_table(pa.BufferReader(body))
-    except (pa.ArrowException, OSError, ValueError, TypeError):
+        file = pq.ParquetFile(pa.BufferReader(body))
+        names = file.schema_arrow.names
+    except broken:
         raise InvalidInput("the body is not a valid Parquet file") from None
-    positions = column_positions(table.column_names, signature, "the Parquet columns")
-    if table.num_rows == 0:
+    positions = column_positions(names, signature, "the Parquet columns")
+    count = file.metadata.num_rows
+    if count == 0:
         raise InvalidInput("the Parquet body has no rows")
-    columns = []
-    for p in positions:
-        values = table.column(p).to_pylist()
-        if pa.types.is_floating(table.schema.field(p).type):
-            values = nan_as_null(values)  # pandas' missing value
-        columns.append(values)
+    if count > max_rows:
+        raise too_many(count, max_rows)
+    wanted = [names[p] for p in positions]
+    try:
+        table = file.read(columns=wanted)
+        columns = []
+        for name in wanted:
+            values = table.column(name).to_pylist()
+            if pa.types.is_floating(table.schema.field(name).type):
+                values = nan_as_null(values)  # pandas' missing value
+            columns.append(values)
+    except broken:  # a value pyarrow cannot give as Python (a date out of range, ...)
+        raise InvalidInput("a Parquet column cannot be read as the model's values") from None
     return [list(row) for row in zip(*columns, strict=True)]
 
 

@@ -11,11 +11,20 @@ import orjson
 import pandas as pd
 import pytest
 
-from gateway.http.errors import EmptyBody, InvalidJson, UnknownField, UnsupportedMediaType
+from gateway.http.errors import (
+    EmptyBody,
+    InvalidJson,
+    TooManyRows,
+    UnknownField,
+    UnsupportedMediaType,
+)
 from gateway.protocols.mlflow_bodies import Body, body_format, parse_body
 from gateway.protocols.mlflow_scoring import check_params, predictions
 from kernel.errors import InvalidInput, ModelgateError
 from registry.signature import Feature, Signature
+
+#: The row limit of the tests' bodies (MODELGATE_MAX_SYNC_ROWS' default).
+LIMIT = 1000
 
 COLUMNS = ["a", "b", "c"]
 SIGNATURE = Signature(tuple(Feature(name, "double") for name in COLUMNS))
@@ -29,7 +38,7 @@ SECRET = "s3cr3t-value"
 
 
 def json_rows(body: Any, signature: Signature = SIGNATURE) -> Body:
-    return parse_body("json", orjson.dumps(body), signature)
+    return parse_body("json", orjson.dumps(body), signature, LIMIT)
 
 
 def refused(body: Any, signature: Signature = SIGNATURE) -> str:
@@ -40,7 +49,7 @@ def refused(body: Any, signature: Signature = SIGNATURE) -> str:
 
 
 def csv_rows(text: str, signature: Signature = SIGNATURE) -> list[Any]:
-    return parse_body("csv", text.encode(), signature).rows
+    return parse_body("csv", text.encode(), signature, LIMIT).rows
 
 
 def parquet(frame: pd.DataFrame, **options: Any) -> bytes:
@@ -93,7 +102,7 @@ def test_other_types_charsets_and_parameters_are_415(content_type: str) -> None:
 @pytest.mark.parametrize("body", [b"", b"  \n"])
 def test_an_empty_body_is_refused(form: str, body: bytes) -> None:
     with pytest.raises(EmptyBody):
-        parse_body(form, body, SIGNATURE)
+        parse_body(form, body, SIGNATURE, LIMIT)
 
 
 # -- JSON: the top level ---------------------------------------------------------------------
@@ -101,13 +110,13 @@ def test_an_empty_body_is_refused(form: str, body: bytes) -> None:
 
 def test_invalid_json_is_refused_without_echoing_it() -> None:
     with pytest.raises(InvalidJson) as caught:
-        parse_body("json", b'{"inputs": [' + SECRET.encode(), SIGNATURE)
+        parse_body("json", b'{"inputs": [' + SECRET.encode(), SIGNATURE, LIMIT)
     assert SECRET not in caught.value.message
 
 
 def test_a_nan_literal_is_refused() -> None:
     with pytest.raises(InvalidInput, match="NaN"):
-        parse_body("json", b'{"inputs": [{"a": NaN, "b": 1, "c": 2}]}', SIGNATURE)
+        parse_body("json", b'{"inputs": [{"a": NaN, "b": 1, "c": 2}]}', SIGNATURE, LIMIT)
 
 
 @pytest.mark.parametrize("body", [[RECORDS], "dataframe_records", 3, None])
@@ -159,7 +168,10 @@ def test_params_travel_with_the_rows() -> None:
 def test_split_in_the_signature_order_passes_the_rows_as_they_came() -> None:
     data = [list(row) for row in ROWS]
     body = parse_body(
-        "json", orjson.dumps({"dataframe_split": {"columns": COLUMNS, "data": data}}), SIGNATURE
+        "json",
+        orjson.dumps({"dataframe_split": {"columns": COLUMNS, "data": data}}),
+        SIGNATURE,
+        LIMIT,
     )
     assert body == Body("instances", ROWS, None)
 
@@ -377,7 +389,7 @@ def test_csv_problems_are_named_without_the_cells(text: str, message: str) -> No
 
 def test_csv_that_is_not_utf8_is_refused() -> None:
     with pytest.raises(InvalidInput, match="not valid UTF-8"):
-        parse_body("csv", b"a,b,c\n\xff,1,2\n", SIGNATURE)
+        parse_body("csv", b"a,b,c\n\xff,1,2\n", SIGNATURE, LIMIT)
 
 
 # -- Parquet ---------------------------------------------------------------------------------
@@ -385,12 +397,12 @@ def test_csv_that_is_not_utf8_is_refused() -> None:
 
 def test_parquet_columns_are_read_by_name_and_others_ignored() -> None:
     frame = pd.DataFrame(ROWS, columns=COLUMNS, index=[5, 9])[["c", "a", "b"]].assign(zz=SECRET)
-    assert parse_body("parquet", parquet(frame), SIGNATURE) == Body("instances", ROWS, None)
+    assert parse_body("parquet", parquet(frame), SIGNATURE, LIMIT) == Body("instances", ROWS, None)
 
 
 def test_parquet_missing_numbers_are_null_and_types_are_kept() -> None:
     frame = pd.DataFrame({"a": [1.0, None], "b": [2, 5], "c": pd.Series([3.0, 6.0], dtype="f4")})
-    rows = parse_body("parquet", parquet(frame, index=False), OPTIONAL).rows
+    rows = parse_body("parquet", parquet(frame, index=False), OPTIONAL, LIMIT).rows
     assert rows == [[1.0, 2, 3.0], [None, 5, 6.0]]
     assert type(rows[0][1]) is int
 
@@ -405,7 +417,7 @@ def test_parquet_missing_numbers_are_null_and_types_are_kept() -> None:
 )
 def test_parquet_problems_are_named(body: bytes, message: str) -> None:
     with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
-        parse_body("parquet", body, SIGNATURE)
+        parse_body("parquet", body, SIGNATURE, LIMIT)
 
 
 # -- answers and params (mlflow_scoring.py) --------------------------------------------------
@@ -451,3 +463,25 @@ def test_params_are_ignored_unless_the_pyfunc_declares_some() -> None:
     check_params(declares, Body("instances", ROWS, None))
     with pytest.raises(InvalidInput, match="declares params"):
         check_params(declares, Body("instances", ROWS, {"k": SECRET}))
+
+
+def test_tables_are_read_no_further_than_the_row_limit() -> None:
+    text = "a,b,c\n" + "1,2,3\n" * 5
+    assert len(parse_body("csv", text.encode(), SIGNATURE, 5).rows) == 5
+    with pytest.raises(TooManyRows):
+        parse_body("csv", (text + "1,2,3\n").encode(), SIGNATURE, 5)
+    frame = pd.DataFrame({"a": [1.0] * 6, "b": [2.0] * 6, "c": [3.0] * 6})
+    with pytest.raises(TooManyRows):  # from the file's metadata, before any column is read
+        parse_body("parquet", parquet(frame, index=False), SIGNATURE, 5)
+
+
+def test_a_parquet_column_that_python_cannot_hold_is_a_400() -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    far = pa.array([2**50], type=pa.timestamp("ms"))  # past datetime's year 9999
+    table = pa.table({"a": [1.0], "b": [2.0], "c": far})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    with pytest.raises(InvalidInput):
+        parse_body("parquet", sink.getvalue(), SIGNATURE, LIMIT)
