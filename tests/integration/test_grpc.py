@@ -7,7 +7,6 @@ the health service through a drain, and the event loop the calls run on.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -29,6 +28,7 @@ from registry.client import Registry
 from registry.model import LoadedModel
 from registry.train import FEATURES, TrainOptions, train_and_register
 from tests.integration.conftest import V2_OPTIONS, GatewayFactory, known, make_key
+from tests.integration.test_nginx import main_config
 
 pytestmark = pytest.mark.integration
 
@@ -508,17 +508,8 @@ def nginx_port(tmp_path: Path, served: Served) -> Iterator[int]:
     server = tmp_path / "grpc.conf"
     source = (REPO / "compose" / "nginx" / "grpc.conf").read_text()
     server.write_text(grpc_nginx_config(source, port, served.port))
-    temp = "".join(
-        f"    {kind}_temp_path {tmp_path / kind};\n"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
     main = tmp_path / "nginx.conf"
-    main.write_text(
-        ("user root;\n" if os.geteuid() == 0 else "")
-        + f"daemon off;\nworker_processes 1;\npid {tmp_path / 'nginx.pid'};\n"
-        + f"error_log {tmp_path / 'error.log'} info;\nevents {{ worker_connections 64; }}\n"
-        + f"http {{\n    access_log {tmp_path / 'access.log'};\n{temp}    include {server};\n}}\n"
-    )
+    main.write_text(main_config(tmp_path, server, connections=64))
     argv = [NGINX, "-p", str(tmp_path), "-c", str(main), "-e", str(tmp_path / "error.log")]
     nginx = Service("nginx", argv, tmp_path / "nginx.out")
     nginx.start()

@@ -49,6 +49,24 @@ _INCLUDE_UPSTREAMS = re.compile(r"^([^#\n]*\binclude\s+)\S*upstreams\.conf;", re
 _SERVER = re.compile(r"^(\s*server\s+)(\S+?)((?:\s+[^;]*)?;)", re.MULTILINE)
 
 
+def main_config(workdir: Path, server: Path, connections: int) -> str:
+    """An nginx.conf that runs in the foreground with every file under `workdir` and includes
+    the server config at `server`."""
+    temp = "\n".join(
+        f"    {kind}_temp_path {workdir / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        # As root, nginx's workers would run as an unprivileged user that cannot write here.
+        ("user root;\n" if os.geteuid() == 0 else "")
+        + f"daemon off;\nworker_processes 1;\npid {workdir / 'nginx.pid'};\n"
+        + f"error_log {workdir / 'error.log'} info;\n"
+        + f"events {{ worker_connections {connections}; }}\n"
+        + f"http {{\n    access_log {workdir / 'access.log'};\n{temp}\n"
+        + f"    include {server};\n}}\n"
+    )
+
+
 def server_config(source: str, port: int, upstreams: Path) -> str:
     """The compose server config with only its listen address and upstreams include changed
     (a second listen, IPv6 say, is dropped: one address is enough here)."""
@@ -86,20 +104,8 @@ class Nginx(Service):
         server.write_text(
             server_config((NGINX_DIR / "modelgate.conf").read_text(), self.port, upstreams)
         )
-        temp = "\n".join(
-            f"    {kind}_temp_path {workdir / kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
         main = workdir / "nginx.conf"
-        main.write_text(
-            # As root, nginx's workers would run as an unprivileged user that cannot write here.
-            ("user root;\n" if os.geteuid() == 0 else "")
-            + f"daemon off;\nworker_processes 1;\npid {workdir / 'nginx.pid'};\n"
-            + f"error_log {workdir / 'error.log'} info;\n"
-            + "events { worker_connections 1024; }\n"
-            + f"http {{\n    access_log {workdir / 'access.log'};\n{temp}\n"
-            + f"    include {server};\n}}\n"
-        )
+        main.write_text(main_config(workdir, server, connections=1024))
         argv = [NGINX, "-p", str(workdir), "-c", str(main), "-e", str(workdir / "error.log")]
         super().__init__("nginx", argv, workdir / "nginx.out")
 
