@@ -131,6 +131,12 @@ class GatewaySettings(SharedSettings):
     """How often Redis, the cache and the registry are checked for the
     `modelgate_dependency_up` gauge (and models for `modelgate_model_ready`)."""
 
+    csv_neutralise_formulas: bool = True
+    """CSV job results: a text cell (an id, a column name, a text label) that starts with `=`,
+    `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so that a spreadsheet shows it
+    as text instead of running it as a formula (OWASP's CSV injection advice); numbers, and text
+    that is a number such as `-5` or `+1`, are left alone. Off: cells are written as they are."""
+
     @field_validator("predict_limit", "jobs_limit", "reads_limit")
     @classmethod
     def _limit_parses(cls, value: str) -> str:

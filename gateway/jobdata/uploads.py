@@ -12,8 +12,9 @@ client sent (column names may be echoed, cut short, as the sync API does).
 
 The values are checked by the sync API's rules, which live in `registry.signature`: numbers must
 be finite and within `MAX_MAGNITUDE`, integers integral, booleans true or false. In CSV every cell
-is text, so numbers are parsed with `float()` (integral columns come out as `int`), booleans are
-true/false/1/0 in any case, and id columns are kept as strings.
+is text, read by `registry.cells`: a number is spelt as JSON spells one (RFC 8259, nothing around
+it; integral columns come out as `int`), booleans are true/false/1/0 in any case, and id columns
+are kept as strings.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import hashlib
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from typing import IO, Any
 
 from fastapi import APIRouter, Query, Request
@@ -203,7 +204,10 @@ async def job_results(job_id: str, request: Request, state: StateDep, key: JobRe
     # 409 unless it succeeded; 410 once its results were deleted.
     chunks = await asyncio.to_thread(state.jobs.results, record)
     media = result_format(request.headers.get("accept", ""))
-    render = {CSV: csv_lines, NDJSON: ndjson_lines, JSON: json_pieces}[media]
+    csv_render = partial(csv_lines, neutralise=state.settings.csv_neutralise_formulas)
+    renderers: dict[str, Callable[[JobRecord, Any], Iterator[bytes]]]
+    renderers = {CSV: csv_render, NDJSON: ndjson_lines, JSON: json_pieces}
+    render = renderers[media]
 
     async def stream() -> AsyncIterator[bytes]:
         pieces = render(record, chunks)

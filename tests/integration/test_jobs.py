@@ -166,6 +166,41 @@ def test_json_and_ndjson_uploads(stack: tuple[Gateway, list[Worker]], iris: dict
         assert [r[id_name] for r in results] == ids
 
 
+#: Four ids a spreadsheet would run as formulas (OWASP's examples), then ids that are not.
+FORMULA_IDS = [
+    "=cmd|' /C calc'!A0",
+    "@SUM(1+1)",
+    "-2+3+cmd|' /C calc'!A0",
+    "\t=1",
+    "-5",
+    "+1",
+    "r6",
+]
+
+
+def test_csv_results_neutralise_formula_ids_unless_turned_off(
+    stack: tuple[Gateway, list[Worker]], gateway_factory: GatewayFactory
+) -> None:
+    gateway, _ = stack
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["rid", *FEATURES])
+    for rid, row in zip(FORMULA_IDS, make_rows(len(FORMULA_IDS)).tolist(), strict=True):
+        writer.writerow([rid, *row])
+    accepted = submit(gateway, out.getvalue().encode())
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["job_id"]
+    assert wait_done(gateway, job_id)["status"] == "succeeded"
+
+    neutralised = ["'" + rid for rid in FORMULA_IDS[:4]] + FORMULA_IDS[4:]
+    assert [r["rid"] for r in csv_results(gateway, job_id)] == neutralised
+    as_json = gateway.http.get(f"/v1/jobs/{job_id}/results").json()["results"]
+    assert [r["rid"] for r in as_json] == FORMULA_IDS
+    # A gateway with the setting off (the same Redis and owner) writes the ids as they came.
+    plain = gateway_factory(csv_neutralise_formulas="false")
+    assert [r["rid"] for r in csv_results(plain, job_id)] == FORMULA_IDS
+
+
 def _queue_and_jobs(gateway: Gateway, redis: str) -> tuple[int, int]:
     with Redis.from_url(redis) as client:
         return int(client.llen(f"{KEY_PREFIX}modelgate")), len(

@@ -17,7 +17,7 @@ from gateway.http.media import upload_format
 from gateway.http.payload import NAN_LITERAL
 from gateway.jobdata.uploads import Chunk, TooManyJobRows, iter_chunks
 from kernel.errors import InvalidInput
-from registry.cells import cell_problem, cells_parser
+from registry.cells import NOT_JSON_NUMBER, cell_problem, cells_parser
 from registry.signature import (
     MISSING_REFUSED,
     Feature,
@@ -290,6 +290,64 @@ def test_csv_crlf_and_blank_lines() -> None:
 def test_csv_bad_numbers(cell: str, problem: str) -> None:
     data = csv_of([[1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4]]).replace("6,7,8", f"6,7,{cell}")
     assert error_of(data) == f"row 1 (line 3), column 'petal_width': {problem}"
+
+
+#: What changed for CSV numbers with issue 14 (one grammar, JSON's): a cell and what it reads
+#: as now. float() used to read every one of them (the refused ones as 10, 0.5, 1 or 7).
+JSON_GRAMMAR_CHANGES = [
+    ("1_0", NOT_JSON_NUMBER),
+    ("\u0661\u0660", NOT_JSON_NUMBER),  # Arabic-Indic digits
+    ("\uff17", NOT_JSON_NUMBER),  # a fullwidth 7
+    (".5", NOT_JSON_NUMBER),
+    ("-.5", NOT_JSON_NUMBER),
+    ("+1", NOT_JSON_NUMBER),
+    (" 1", NOT_JSON_NUMBER),
+    ("1 ", NOT_JSON_NUMBER),
+    ("\t1", NOT_JSON_NUMBER),
+    ("1.", NOT_JSON_NUMBER),
+    ("07", NOT_JSON_NUMBER),
+    ("1e5", 100000.0),
+    ("1E+5", 100000.0),
+    ("-0.5e-3", -0.0005),
+    ("Infinity", "must be a finite number"),
+    ("nan", "must be a finite number"),
+]
+
+
+#: An upload with one cell to fill in, of a signature of numbers only and of a mixed one (each
+#: has its own fast path): the signature, the upload, the cell's column and its position.
+UPLOADS_OF_A_CELL = {
+    "all-numeric": (IRIS, HEADER + "\n1,2,3,4\n5,6,7,{}\n", "petal_width", 3),
+    "mixed": (MIXED, "x,n,flag,label\n1,2,true,s\n{},2,true,s\n", "x", 0),
+}
+
+
+@pytest.mark.parametrize(("cell", "read_as"), JSON_GRAMMAR_CHANGES)
+@pytest.mark.parametrize("upload", UPLOADS_OF_A_CELL)
+def test_csv_numbers_are_read_by_json_grammar(cell: str, read_as: float | str, upload: str) -> None:
+    signature, template, column, position = UPLOADS_OF_A_CELL[upload]
+    data = template.format(cell)
+    if isinstance(read_as, str):
+        assert error_of(data, signature=signature) == (
+            f"row 1 (line 3), column '{column}': {read_as}"
+        )
+    else:
+        assert rows_of(read(data, signature=signature))[1][position] == read_as
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        *[(token, ": not a JSON object") for token in ("1_0", "\u0661", ".5", "+1", "1.", "07")],
+        ("Infinity", f": {NAN_LITERAL}"),
+        # A string is never read as a number, however it is spelt.
+        *[(f'"{token}"', ", column 'petal_width': expected a number") for token in ("1", "1_0")],
+    ],
+)
+def test_ndjson_numbers_are_json_numbers(value: str, message: str) -> None:
+    """orjson parses NDJSON to RFC 8259: a number a CSV cell may not spell, NDJSON may not."""
+    line = '{"sepal_length": 1, "sepal_width": 1, "petal_length": 1, "petal_width": ' + value
+    assert error_of(line + "}\n", "application/x-ndjson") == f"row 0 (line 1){message}"
 
 
 @pytest.mark.parametrize(

@@ -144,6 +144,8 @@ def test_a_nan_cell_says_to_leave_it_empty_where_missing_values_are_taken() -> N
 
 
 CELLS = ["1.5", "", " ", "x", "nan", "-inf", "1e39", "3.5", "true", "0"]
+#: Spellings float() reads and JSON's grammar does not (issue 14), and JSON's own 1e5.
+CELLS += ["1_0", "\u0661", ".5", "+1", " 1", "1.", "07", "1e5"]
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import TensorSpec
 
 from kernel.errors import InvalidInput
-from registry.cells import cell_problem, cells_parser, cells_problem
+from registry.cells import JSON_NUMBER, NOT_JSON_NUMBER, cell_problem, cells_parser, cells_problem
 from registry.signature import (
     MAX_MAGNITUDE,
     MISSING_REFUSED,
@@ -304,6 +305,62 @@ def test_cells_parser_refuses_exactly_what_cell_problem_explains(kind: str, cell
 )
 def test_cell_problem(kind: str, cell: str, problem: str | None) -> None:
     assert cell_problem(kind, cell) == problem
+
+
+#: Spellings of a number: JSON's, and others that Python's float() reads (as it once read cells).
+SPELLINGS = [
+    *("0", "-0", "7", "10", "-12.5", "0.5", "1e5", "1E+5", "2e-3", "-1.5E3", "1e400"),
+    *("1_0", "\u0661\u0660", "\uff11", ".5", "-.5", "+1", "1.", "1.e5", "01", "-01", "00"),
+    *(" 1", "1 ", "\t1", "1\n", "\u00a01", "Infinity", "-inf", "nan", "NaN", "0x10", "1e", "-"),
+]
+
+
+def _orjson_number(text: str) -> bool:
+    """Whether an RFC 8259 parser reads `text` as one number (JSON allows whitespace around a
+    document, a cell takes none; orjson refuses a number too large for a double, 1e400)."""
+    if text != text.strip():
+        return False
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return "infinity" in str(exc)
+    return type(value) in (int, float)
+
+
+@pytest.mark.parametrize("cell", SPELLINGS)
+def test_a_number_cell_is_exactly_a_json_number(cell: str) -> None:
+    """One grammar for numbers: a CSV cell is a number exactly when JSON's parser says so."""
+    json_number = _orjson_number(cell)
+    assert (JSON_NUMBER.fullmatch(cell) is not None) == json_number
+    problem = cell_problem("double", cell)
+    assert (problem in (None, "number out of range")) == json_number
+    parsed = cells_parser(Signature((Feature("v", "double"),)))([cell])
+    assert (parsed is None) == (problem is not None)
+
+
+@pytest.mark.parametrize(
+    ("cell", "problem"),
+    [
+        ("1_0", NOT_JSON_NUMBER),  # float() read 10
+        ("\u0661\u0660", NOT_JSON_NUMBER),  # Arabic-Indic digits: float() read 10
+        ("\uff11", NOT_JSON_NUMBER),  # a fullwidth 1
+        (".5", NOT_JSON_NUMBER),
+        ("+1", NOT_JSON_NUMBER),
+        (" 1", NOT_JSON_NUMBER),
+        ("1\t", NOT_JSON_NUMBER),
+        ("1.", NOT_JSON_NUMBER),
+        ("007", NOT_JSON_NUMBER),
+        ("1e5", None),
+        ("-0", None),
+        ("Infinity", "must be a finite number"),
+        ("nan", "must be a finite number"),
+        ("one", "expected a number"),
+    ],
+)
+def test_cell_problem_of_spellings_float_takes_and_json_does_not(
+    cell: str, problem: str | None
+) -> None:
+    assert cell_problem("double", cell) == problem
 
 
 def test_cells_parser_reads_each_type() -> None:
