@@ -7,6 +7,7 @@ from prometheus_client import start_http_server
 
 from gateway.app import create_app
 from gateway.health import Drain
+from gateway.http.edge import EdgeLimits, with_limits
 from gateway.logs import configure_logging
 from gateway.server import DrainingServer
 from gateway.settings import GatewaySettings
@@ -31,6 +32,20 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+        http=with_limits(
+            EdgeLimits(
+                line_bytes=settings.max_header_line_bytes,
+                header_bytes=settings.max_header_bytes,
+                headers=settings.max_headers,
+                header_seconds=settings.header_timeout_seconds,
+                max_connections=settings.max_connections,
+            )
+        ),
+        timeout_keep_alive=settings.keep_alive_seconds,
+        # The client address is the gateway's to decide (MODELGATE_TRUSTED_PROXIES, read by
+        # the request middleware): uvicorn's default trusts X-Forwarded-For from 127.0.0.1,
+        # where under `make up` every client is.
+        proxy_headers=False,
     )
     DrainingServer(config, drain, settings.drain_seconds).run()
 

@@ -24,7 +24,9 @@ from gateway.dataplane.specs import parse_specs
 from gateway.grpc_server import GrpcServer
 from gateway.guard.auth import KeyRing, bootstrap_key
 from gateway.guard.ratelimit import RateLimiter
+from gateway.guard.throttle import AuthThrottle
 from gateway.health import Drain, watch_health
+from gateway.http.addresses import parse_trusted
 from gateway.http.errors import install_error_handlers
 from gateway.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from gateway.openapi import build_openapi
@@ -120,6 +122,7 @@ def create_app(
             plane=plane,
             keys=keys,
             limiter=limiter,
+            throttle=AuthThrottle(limiter.window, settings.auth_failure_limit),
             jobs=JobClient(settings),
             redis=redis,
             cache_redis=cache_redis,
@@ -170,6 +173,8 @@ def create_app(
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        # `/v1/models/` is a 404, not a 307 to whatever host the request's Host header names.
+        redirect_slashes=False,
     )
     app.state.drain = drain or Drain()
     install_error_handlers(app)
@@ -211,5 +216,5 @@ def create_app(
     # Added last runs first: the request id exists before the body limit can refuse anything.
     # Job uploads stream past the sync limit; their own limit applies as they are spooled.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=is_job_upload)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, trusted=parse_trusted(settings.trusted_proxies))
     return app

@@ -20,13 +20,17 @@ async def get_state(request: Request) -> GatewayState:
     return state
 
 
-def authenticate(state: GatewayState, headers: Headers, scope: str) -> ApiKey:
+async def authenticate(
+    state: GatewayState, headers: Headers, scope: str, client: str | None
+) -> ApiKey:
     """The key of these headers, with `scope`; a refusal is counted in the auth metrics (every
-    protocol's, gRPC metadata included)."""
+    protocol's, gRPC metadata included), and a failed one against the client's address: past
+    its limit the refusal is a 429 (gateway/guard/throttle.py)."""
     try:
         return state.keys.authenticate(headers, scope)
     except Unauthorized:
         AUTH_FAILURES.labels(status="401").inc()
+        await state.throttle.failed(client or "unknown")
         raise
     except Forbidden:
         AUTH_FAILURES.labels(status="403").inc()
@@ -39,7 +43,8 @@ async def authorize(request: Request, scope: str, kind: str) -> ApiKey:
     The prediction routes call this directly instead of through `Depends`: FastAPI re-inspects
     every dependency on every request (docs/benchmarks.md)."""
     state: GatewayState = request.app.state.gateway
-    key = authenticate(state, request.headers, scope)
+    client = request.client.host if request.client else None
+    key = await authenticate(state, request.headers, scope, client)
     # Read by the request middleware: logged with the request, sent with the response.
     request.state.api_key_id = key.id
     request.state.owner = key.owner

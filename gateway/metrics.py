@@ -15,6 +15,15 @@ RATE_LIMIT_STORAGE_ERRORS = Counter(
 AUTH_FAILURES = Counter(
     "modelgate_auth_failures_total", "Requests refused by authentication", ["status"]
 )
+CONNECTIONS_REFUSED = Counter(
+    "modelgate_connections_refused_total",
+    "Requests refused by the connection limits before the app (headers, header time, connections)",
+    ["reason"],
+)
+AUTH_THROTTLED = Counter(
+    "modelgate_auth_throttled_total",
+    "Failed authentications answered 429: their client address was over the failure limit",
+)
 
 # -- the sync fast path: prediction cache and coalescing ---------------------------------------
 CACHE_HITS = Counter(

@@ -106,6 +106,37 @@ class GatewaySettings(SharedSettings):
     rate_limit_fail_open: bool = True
     """When the rate-limit Redis is unreachable: admit (true) or answer 503 (false)."""
 
+    auth_failure_limit: str = "20/minute"
+    """Failed authentications (missing or unknown key) allowed per client address, counted in
+    the durable Redis across gateways; past it a failure is answered 429 with Retry-After. A
+    valid key is never refused by it. With that Redis down, each gateway counts on its own."""
+
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (`10.0.0.0/8`) of proxies whose `X-Forwarded-For`
+    names the client (the right-most address not in this list); empty: none, the header is
+    ignored and the peer is the client. Set to nginx's address in compose and Kubernetes."""
+
+    max_header_line_bytes: int = Field(default=8 * 1024, ge=1024)
+    """Longest header line (name and value) and request target; past it, 431 (414 for the
+    target) before the request reaches the app."""
+
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096)
+    """Largest header block of a request, all lines together; past it, 431."""
+
+    max_headers: int = Field(default=100, ge=10)
+    """Most header lines in a request; past it, 431."""
+
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Longest time from a connection's accept (or a kept-alive request's first byte) to the
+    end of its headers; past it, 408 and the connection is closed (a slowloris is cut here)."""
+
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    """How long an idle kept-alive connection stays open between requests."""
+
+    max_connections: int = Field(default=2048, ge=1)
+    """Open HTTP connections per gateway process; a request on a connection past it is answered
+    503 `overloaded` with Retry-After and `Connection: close`, without reaching the app."""
+
     cors_origins: str = ""
     """Comma-separated origins allowed by CORS; empty turns CORS off."""
 
@@ -137,7 +168,15 @@ class GatewaySettings(SharedSettings):
     as text instead of running it as a formula (OWASP's CSV injection advice); numbers, and text
     that is a number such as `-5` or `+1`, are left alone. Off: cells are written as they are."""
 
-    @field_validator("predict_limit", "jobs_limit", "reads_limit")
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        from gateway.http.addresses import parse_trusted
+
+        parse_trusted(value)  # raises ValueError naming the bad address
+        return value
+
+    @field_validator("predict_limit", "jobs_limit", "reads_limit", "auth_failure_limit")
     @classmethod
     def _limit_parses(cls, value: str) -> str:
         from gateway.guard.keys import parse_one_limit

@@ -11,6 +11,7 @@ from gateway.dataplane.models import ModelManager
 from gateway.dataplane.plane import DataPlane
 from gateway.guard.auth import KeyRing
 from gateway.guard.ratelimit import RateLimiter
+from gateway.guard.throttle import AuthThrottle
 from gateway.settings import GatewaySettings
 from jobs.client import JobClient
 
@@ -22,6 +23,7 @@ class GatewayState:
     plane: DataPlane
     keys: KeyRing
     limiter: RateLimiter
+    throttle: AuthThrottle
     jobs: JobClient
     redis: Redis
     cache_redis: Redis | None

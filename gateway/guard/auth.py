@@ -31,6 +31,10 @@ class Forbidden(GatewayError):
     code = "forbidden"
 
 
+class AmbiguousCredentials(GatewayError):
+    code = "ambiguous_credentials"
+
+
 @dataclass(frozen=True)
 class KeySnapshot:
     """Active keys by id (`mg_` keys) and by digest (imported keys); immutable, swapped whole."""
@@ -56,14 +60,24 @@ class KeySnapshot:
 
 
 def presented_key(headers: Headers) -> str | None:
-    """The key from `X-API-Key` (what existing clients send) or `Authorization: Bearer`."""
-    value = headers.get("x-api-key")
-    if value:
-        return value.strip()
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
+    """The key from `X-API-Key` (what existing clients send) or `Authorization: Bearer`.
+
+    More than one credential is refused (AmbiguousCredentials) rather than one picked: two
+    `X-API-Key` or `Authorization` headers, or a key and a Bearer token that differ. A proxy or
+    a client library that adds its own header must not decide, silently, which key counts."""
+    keys = headers.getlist("x-api-key")
+    authorizations = headers.getlist("authorization")
+    if len(keys) > 1 or len(authorizations) > 1:
+        raise AmbiguousCredentials("send one credential: X-API-Key or Authorization, once")
+    key = keys[0].strip() if keys else ""
+    token = ""
+    if authorizations:
+        scheme, _, value = authorizations[0].partition(" ")
+        if scheme.lower() == "bearer":
+            token = value.strip()
+    if key and token and not hmac.compare_digest(key.encode(), token.encode()):
+        raise AmbiguousCredentials("X-API-Key and the Bearer token differ: send one credential")
+    return key or token or None
 
 
 def bootstrap_key(sha256: str | None, owner: str) -> ApiKey | None:

@@ -46,7 +46,9 @@ STATUS_BY_CODE = {
     "invalid_request": 422,
     "unauthorized": 401,
     "forbidden": 403,
+    "ambiguous_credentials": 400,  # two keys in one request: neither is picked
     "rate_limited": 429,
+    "auth_throttled": 429,  # too many failed authentications from the client's address
     "rate_limit_unavailable": 503,
     "invalid_key_spec": 422,
     "job_not_found": 404,
@@ -64,6 +66,9 @@ STATUS_BY_CODE = {
     "not_found": 404,
     "method_not_allowed": 405,
     "too_many_rows": 413,
+    "headers_too_large": 431,  # refused by the connection, before the app (gateway/http/edge.py)
+    "uri_too_long": 414,
+    "header_timeout": 408,
     "body_too_large": 413,
     "unsupported_media_type": 415,
     "model_not_ready": 503,

@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.http.addresses import Network, client_address
 from gateway.http.errors import BodyTooLarge, error_body, request_id_var
 from gateway.http.shapes import error_shape_var, shape_of_path
 from gateway.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
@@ -31,6 +32,9 @@ logger = logging.getLogger("gateway.access")
 #: sees the reset, the price of the bound. 2 s is the time 1 MiB takes at 4 Mbit/s.
 LINGER_BYTES = 1024 * 1024
 LINGER_SECONDS = 2.0
+
+#: Longest path written to the access log; the path is the client's, and may be 8 KiB.
+LOGGED_PATH_CHARS = 256
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -65,11 +69,13 @@ def count_request(route: str, method: str, status: int, seconds: float) -> None:
 
 
 class RequestContextMiddleware:
-    """Give every request an id (a sane incoming `X-Request-ID` is kept), log it once and count
-    it in the request metrics."""
+    """Give every request an id (a sane incoming `X-Request-ID` is kept) and its client address
+    (`scope["client"]`: the peer, or behind trusted proxies the forwarded client, see
+    gateway.http.addresses.py), log it once and count it in the request metrics."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, trusted: tuple[Network, ...] = ()) -> None:
         self.app = app
+        self.trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,6 +84,11 @@ class RequestContextMiddleware:
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        peer = scope.get("client")
+        client = client_address(
+            peer[0] if peer else None, _header(scope, b"x-forwarded-for"), self.trusted
+        )
+        scope["client"] = (client, peer[1] if peer else 0)
         shape_token = error_shape_var.set(shape_of_path(scope["path"]))
         state = scope.setdefault("state", {})
         # The interactive docs load scripts; every other route gets the strict policy.
@@ -134,8 +145,9 @@ class RequestContextMiddleware:
                 logger,
                 "request",
                 {
-                    "method": scope["method"],
-                    "path": scope["path"],
+                    "method": scope["method"][:16],
+                    "path": _capped(scope["path"]),
+                    "client": client,
                     "route": route,
                     "status": status,
                     "duration_ms": round(seconds * 1000, 2),
@@ -232,6 +244,11 @@ async def _send_error(
         }
     )
     await send({"type": "http.response.body", "body": body, "more_body": more_body})
+
+
+def _capped(path: str) -> str:
+    """A path as logged: at most LOGGED_PATH_CHARS, marked when cut (a client chooses it)."""
+    return path if len(path) <= LOGGED_PATH_CHARS else path[:LOGGED_PATH_CHARS] + "...(cut)"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -25,6 +25,7 @@ from gateway.dataplane.plane import Caller, PredictCall
 from gateway.deps import authenticate
 from gateway.guard.keys import ApiKey
 from gateway.health import Drain
+from gateway.http.addresses import client_address, grpc_peer_host, parse_trusted
 from gateway.http.errors import STATUS_BY_CODE, request_id_var
 from gateway.metrics import GRPC_REQUEST_SECONDS, GRPC_REQUESTS
 from gateway.protocols.calls import MAX_ROUTE_KEY
@@ -79,6 +80,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         self.drain = drain
         self.server_version = server_version
         self.loop = asyncio.get_running_loop()
+        self.trusted = parse_trusted(state.settings.trusted_proxies)
         self._loop_reported = False
 
     # -- probes: no key ----------------------------------------------------------------------
@@ -175,7 +177,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
 
     async def _authorize(self, headers: Headers, kind: str, out: dict[str, Any]) -> ApiKey:
         """Authenticate the key (the `predict` scope, as the REST routes), count `kind`."""
-        key = authenticate(self.state, headers, "predict")
+        key = await authenticate(self.state, headers, "predict", out["client"])
         out["api_key_id"], out["owner"] = key.id, key.owner
         decision = await self.state.limiter.check(kind, key)
         out["metadata"] = [(name.lower(), value) for name, value in decision.headers.items()]
@@ -190,7 +192,10 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         headers = headers_of(context.invocation_metadata())
         request_id = request_id_of(headers)
         token = request_id_var.set(request_id)  # each call is a task: its own context
-        out: dict[str, Any] = {}
+        peer = grpc_peer_host(context.peer())
+        out: dict[str, Any] = {
+            "client": client_address(peer, headers.get("x-forwarded-for"), self.trusted)
+        }
         refusal: tuple[grpc.StatusCode, str, list[tuple[str, str]]] | None = None
         try:
             response = await work(headers, out)
@@ -238,6 +243,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             {
                 "grpc_method": method,
                 "grpc_code": code.name,
+                "client": out.get("client"),
                 "duration_ms": round(seconds * 1000, 2),
                 "api_key_id": out.get("api_key_id"),
                 "owner": out.get("owner"),

@@ -177,6 +177,9 @@ def gateway_factory(
             "MODELGATE_LOG_LEVEL": "INFO",
             # No load balancer in front: a drain would only make every stop 5 s longer.
             "MODELGATE_DRAIN_SECONDS": "0",
+            # Every test client is 127.0.0.1, and many tests send wrong keys on purpose: the
+            # failed-authentication throttle is tested on its own (test_edge_limits.py).
+            "MODELGATE_AUTH_FAILURE_LIMIT": "100000/minute",
         }
         env.update({f"MODELGATE_{k.upper()}": v for k, v in settings.items()})
         if api_key == "new":

@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.datastructures import Headers
 
 from gateway.guard.auth import (
+    AmbiguousCredentials,
     Forbidden,
     KeyRing,
     KeySnapshot,
@@ -174,9 +175,19 @@ def test_presented_key_without_headers_is_none() -> None:
     assert presented_key(Headers()) is None
 
 
-def test_presented_key_prefers_x_api_key() -> None:
+def test_presented_key_refuses_a_key_and_a_different_bearer_token() -> None:
     both = headers(x_api_key="from-x-api-key", authorization="Bearer from-authorization")
-    assert presented_key(both) == "from-x-api-key"
+    with pytest.raises(AmbiguousCredentials):
+        presented_key(both)
+    same = headers(x_api_key="k-1", authorization="Bearer k-1")
+    assert presented_key(same) == "k-1"
+
+
+def test_presented_key_refuses_a_repeated_header() -> None:
+    for name in (b"x-api-key", b"authorization"):
+        value = b"Bearer k-1" if name == b"authorization" else b"k-1"
+        with pytest.raises(AmbiguousCredentials):
+            presented_key(Headers(raw=[(name, value), (name, value)]))
 
 
 def test_presented_key_falls_back_to_bearer_when_x_api_key_is_empty() -> None:
@@ -185,8 +196,7 @@ def test_presented_key_falls_back_to_bearer_when_x_api_key_is_empty() -> None:
 
 
 def test_presented_key_header_names_are_case_insensitive() -> None:
-    mixed = Headers(headers={"X-Api-KEY": "k-789", "AUTHORIZATION": "Bearer k-0"})
-    assert presented_key(mixed) == "k-789"
+    assert presented_key(Headers(headers={"X-Api-KEY": "k-789"})) == "k-789"
     assert presented_key(Headers(headers={"AUTHORIZATION": "Bearer k-0"})) == "k-0"
 
 
