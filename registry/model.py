@@ -76,7 +76,10 @@ class LoadedModel:
         when the runtime's `inline_rows` allows).
 
         Values the signature allows can still be out of the model's range (forests work in
-        float32): the runtime's ValueError then becomes InvalidInput, never a server error.
+        float32): the runtime's ValueError then becomes InvalidInput, never a server error. A
+        pyfunc sorts what its author's code raises itself (runtime/pyfunc.py): a refusal of
+        the rows is InvalidInput, anything else `ModelRaised`, which the coalescer blames on
+        the rows only when they fail alone while the model answers others.
         """
         try:
             return self.runtime_for(rows).predict(rows)

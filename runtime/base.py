@@ -50,8 +50,27 @@ class Runtime(Protocol):
         ...
 
     def predict(self, rows: list[list[Any]]) -> Prediction:
-        """Predict validated rows; CPU-bound. Raises ValueError on rows it cannot score."""
+        """Predict validated rows; CPU-bound. Raises ValueError on rows it cannot score, and
+        ModelRaised when the model's own code (a pyfunc's) raised."""
         ...
+
+
+class ModelRaised(Exception):
+    """The model's own code (a pyfunc's) raised on the rows it was given, or answered them with
+    something that is not one value per row.
+
+    It is no ModelgateError: it has no code, so a request it reaches is answered as a logged
+    500. The coalescer calls each request of a failed call alone, and blames the rows of a
+    request only when they make the model fail again while it answers others (then
+    InvalidInput). `what` says what happened with the exception's type name, never its
+    message (which may hold a value); `answered` says whether the runtime had answered any
+    call before this one.
+    """
+
+    def __init__(self, what: str, answered: bool) -> None:
+        super().__init__(f"the model {what}")
+        self.what = what
+        self.answered = answered
 
 
 def classifier_answer(classes: list[Any], proba: Any) -> Prediction:

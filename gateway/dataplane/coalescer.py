@@ -5,8 +5,9 @@ once the oldest request has waited that long or the batch is full); while every 
 the requests that arrive meanwhile pile up and go together in the next call, up to
 `max_batch_rows`. A scikit-learn forest costs about the same for 1 row as for 100, so under load
 this multiplies throughput. Each request gets exactly its own rows back. Rows were validated per
-request before they got here; should the model still refuse a combined batch, each request is
-retried alone so that only the guilty one fails. The queue is bounded: when `max_pending`
+request before they got here; should the model still refuse a combined batch, or its own code
+(a pyfunc's) raise on it, each request is retried alone so that only the guilty one fails
+(`run_batch`, `blamed`). The queue is bounded: when `max_pending`
 requests are waiting or running, the next one gets 503 with Retry-After. Small calls of a runtime
 cheap enough for it (`Runtime.inline_rows`: onnxruntime takes microseconds) run on the event loop
 instead of a thread.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,11 +26,14 @@ from typing import Any
 
 from gateway.http.errors import Overloaded
 from gateway.metrics import BATCH_REQUESTS, BATCH_ROWS, MODEL_CALL_SECONDS, OVERLOADED
-from kernel.errors import ModelgateError
+from kernel.errors import InvalidInput, ModelgateError
 from registry.model import LoadedModel
-from runtime.base import Prediction
+from runtime.base import ModelRaised, Prediction
 
-Outcome = Prediction | ModelgateError
+logger = logging.getLogger(__name__)
+
+#: What one request of a call gets: its answer, or the exception it is answered with.
+Outcome = Prediction | Exception
 
 
 @dataclass(eq=False)
@@ -169,7 +174,13 @@ class Coalescer:
 
 
 def run_batch(model: LoadedModel, requests: list[list[list[Any]]]) -> list[Outcome]:
-    """One model call for all requests (in a pool thread); split the answers back per request."""
+    """One model call for all requests (in a pool thread); split the answers back per request.
+
+    When the call fails, each request is called alone, so that only the guilty fail: after a
+    refusal (a ModelgateError) when there are several; after the model's own code raised
+    (ModelRaised) always, a lone request too, so that the rows of every request that fails
+    that way have failed twice, alone the second time (see `blamed`). Any other exception
+    is a bug: a lone request gets it, several are called alone."""
     rows = [row for request in requests for row in request]
     started = time.perf_counter()
     try:
@@ -178,6 +189,10 @@ def run_batch(model: LoadedModel, requests: list[list[list[Any]]]) -> list[Outco
         if len(requests) == 1:
             raise
         return [_alone(model, request) for request in requests]
+    except Exception as exc:
+        if len(requests) == 1 and not isinstance(exc, ModelRaised):
+            raise
+        return blamed(model, [_alone(model, request) for request in requests])
     finally:
         MODEL_CALL_SECONDS.labels(model.runtime.name).observe(time.perf_counter() - started)
     BATCH_ROWS.observe(len(rows))
@@ -197,8 +212,32 @@ def run_batch(model: LoadedModel, requests: list[list[list[Any]]]) -> list[Outco
     return outcomes
 
 
+def blamed(model: LoadedModel, outcomes: list[Outcome]) -> list[Outcome]:
+    """The outcomes of requests called alone after their call failed, with the rows blamed
+    (InvalidInput) of each request that made the model's code fail again, alone, while the
+    model answers other rows (another request of the call, or an earlier call): the input
+    triggers it. Otherwise nothing shows that the model works at all, and ModelRaised stays
+    (a logged 500)."""
+    answers = any(isinstance(outcome, Prediction) for outcome in outcomes)
+    out: list[Outcome] = []
+    for outcome in outcomes:
+        if isinstance(outcome, ModelRaised) and (answers or outcome.answered):
+            logger.warning(
+                "model %s v%s %s on one request's rows alone, and answers others",
+                model.name,
+                model.version,
+                outcome.what,
+            )
+            outcome = InvalidInput(
+                f"the model {outcome.what} on these rows, and answers others: check them "
+                "against what the model expects"
+            )
+        out.append(outcome)
+    return out
+
+
 def _alone(model: LoadedModel, rows: list[list[Any]]) -> Outcome:
     try:
         return model.predict(rows)
-    except ModelgateError as exc:
+    except Exception as exc:
         return exc

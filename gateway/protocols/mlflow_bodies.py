@@ -19,15 +19,12 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from gateway.http.errors import EmptyBody, UnknownField, UnsupportedMediaType
-from gateway.http.media import CSV, JSON, essence, is_json_media_type
+from gateway.http.media import SCORING_FORMATS, essence, is_json_media_type, parameters
 from gateway.http.payload import parse_json
 from gateway.protocols.mlflow_tables import column_positions, csv_rows, getter, parquet_rows
 from kernel.errors import InvalidInput
 from registry.signature import Signature, quote_names
 
-PARQUET = "application/vnd.apache.parquet"
-#: The body formats, by media type.
-FORMATS = {JSON: "json", CSV: "csv", PARQUET: "parquet"}
 MEDIA_TYPES = "application/json, text/csv or application/vnd.apache.parquet"
 #: The JSON fields that hold the rows; exactly one is given.
 ROW_FIELDS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -47,22 +44,23 @@ class Body(NamedTuple):
 
 def body_format(content_type: str | None) -> str:
     """The format ("json", "csv" or "parquet") of a Content-Type. UnsupportedMediaType (415)
-    for a missing or another type, a charset other than UTF-8, or another parameter (as MLflow
-    answers them, but for the missing type, to which MLflow answers a bare 500)."""
+    for a missing or another type, a charset other than UTF-8, another parameter (MLflow 1.x's
+    `format=pandas-split`) or malformed ones, as MLflow answers them, but for a missing type (to
+    which MLflow answers a bare 500) and for what RFC 9110 allows and MLflow refuses: an empty
+    parameter (`application/json;`) and a quoted charset (`charset="utf-8"`) are taken."""
     if content_type is None:
         raise UnsupportedMediaType(f"the request has no Content-Type: send {MEDIA_TYPES}")
     media = essence(content_type)
-    found = "json" if is_json_media_type(media) else FORMATS.get(media)
+    found = "json" if is_json_media_type(media) else SCORING_FORMATS.get(media)
     if found is None:
         raise UnsupportedMediaType(f"send the body as {MEDIA_TYPES}")
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if not name.strip():
-            continue
-        if name.strip().lower() != "charset":
-            raise UnsupportedMediaType("Content-Type takes no parameter but charset")
-        if value.strip().strip('"').lower() != "utf-8":
-            raise UnsupportedMediaType("the body must be UTF-8 (charset=utf-8)")
+    given = parameters(content_type)
+    if given is None:
+        raise UnsupportedMediaType("the Content-Type's parameters are malformed (RFC 9110)")
+    if any(name != "charset" for name in given):
+        raise UnsupportedMediaType("Content-Type takes no parameter but charset")
+    if given.get("charset", "utf-8").lower() != "utf-8":
+        raise UnsupportedMediaType("the body must be UTF-8 (charset=utf-8)")
     return found
 
 

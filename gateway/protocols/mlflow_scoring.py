@@ -117,25 +117,33 @@ def params_schema(model: LoadedModel) -> Any:
     return metadata.get_params_schema() if metadata is not None else None
 
 
-def output_columns(model: LoadedModel) -> list[str] | None:
-    """The column names of a pyfunc model's DataFrame (or named Series) output, from its
-    signature; None for every other answer (a list of values)."""
+def output_columns(model: LoadedModel) -> tuple[list[str], bool] | None:
+    """The names of a pyfunc model's outputs, from its signature, and whether they are tensors
+    (a dict of columns: MLflow infers named tensors for one) rather than the columns of a
+    DataFrame (or a named Series); None for every other answer (a list of values)."""
     metadata = _metadata(model)
     schema = metadata.get_output_schema() if metadata is not None else None
-    if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
+    if schema is None or not schema.has_input_names():
         return None
-    return [str(name) for name in schema.input_names()]
+    return [str(name) for name in schema.input_names()], schema.is_tensor_spec()
 
 
-def predictions(model: LoadedModel, labels: list[Any]) -> list[Any]:
-    """The answer's `predictions` as MLflow renders them: the values, or for a pyfunc whose
-    output is a DataFrame, one record per row (pandas' `records` orient)."""
-    names = output_columns(model)
-    if names is None:
+def predictions(model: LoadedModel, labels: list[Any]) -> Any:
+    """The answer's `predictions` as MLflow renders them (its `predictions_to_json`): the
+    values; for a pyfunc whose output is a DataFrame, one record per row (pandas' `records`
+    orient); for one whose output is a dict of columns, that dict. A pyfunc's row that is
+    already a record (a dict) stays one."""
+    outputs = output_columns(model)
+    if outputs is None:
+        return labels
+    names, tensors = outputs
+    if tensors:
+        if labels and all(type(value) is dict for value in labels):
+            return {name: [value.get(name) for value in labels] for name in labels[0]}
         return labels
     if len(names) == 1:
         only = names[0]
-        return [{only: value} for value in labels]
+        return [value if type(value) is dict else {only: value} for value in labels]
     return [
         dict(zip(names, value, strict=True))
         if isinstance(value, list) and len(value) == len(names)

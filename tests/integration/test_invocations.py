@@ -21,6 +21,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cloudpickle
@@ -30,6 +31,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 from mlflow.pyfunc.scoring_server import invocations as mlflow_invocations
 from sklearn.datasets import load_iris
@@ -58,15 +61,48 @@ class Halves(PythonModel):
         return pd.DataFrame({"half": model_input.iloc[:, 0] / 2, "total": model_input.sum(axis=1)})
 
 
+class Typed(PythonModel):
+    """A pyfunc whose signature has a float32 and an int32 column; it answers a DataFrame of an
+    int and a float column."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+        return pd.DataFrame({"count": model_input["count"] + 1, "scaled": model_input["small"] * 2})
+
+
+#: The value the marked pyfunc raises KeyError on.
+MARKER = 13.0
+
+
+class Marked(PythonModel):
+    """Twice `x`, and the rows of the call it was given, as a dict of columns; KeyError on a
+    row holding the marker."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+        if (model_input["x"] == MARKER).any():
+            raise KeyError("marker")
+        rows = len(model_input)
+        return {"double": (model_input["x"] * 2).to_numpy(), "rows": np.full(rows, rows)}
+
+
+TYPED = pd.DataFrame(
+    {"small": np.array([0.1, 2.5], dtype=np.float32), "count": np.array([1, 7], dtype=np.int32)}
+)
+MARKED = pd.DataFrame({"x": [1.0, 2.0]})
+
+
 def _parquet(frame: pd.DataFrame) -> bytes:
     out = io.BytesIO()
     frame.to_parquet(out)
     return out.getvalue()
 
 
+#: The pyfuncs of the module, served once adopted.
+PYFUNCS = ("inv_frame", "inv_typed", "inv_marked")
+
+
 @pytest.fixture(scope="module")
 def others(mlflow_server: MlflowServer) -> Iterator[dict[str, Any]]:
-    """A regressor and a pyfunc, logged the ordinary way; MLflow's own pyfunc of each."""
+    """A regressor and the pyfuncs, logged the ordinary way; MLflow's own pyfunc of each."""
     restore = logging_to(mlflow_server.url)
     try:
         example = FRAME.head(3)
@@ -90,16 +126,33 @@ def others(mlflow_server: MlflowServer) -> Iterator[dict[str, Any]]:
                     input_example=example,
                     pip_requirements=["pandas"],
                 )
+                # Signatures given: MLflow would infer them by running the model in a subprocess.
+                mlflow.pyfunc.log_model(
+                    name="t",
+                    python_model=Typed(),
+                    registered_model_name="inv_typed",
+                    signature=infer_signature(TYPED, Typed().predict(None, TYPED)),
+                    pip_requirements=["pandas"],
+                )
+                mlflow.pyfunc.log_model(
+                    name="k",
+                    python_model=Marked(),
+                    registered_model_name="inv_marked",
+                    signature=infer_signature(MARKED, Marked().predict(None, MARKED)),
+                    pip_requirements=["pandas"],
+                )
             finally:
                 cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         client = MlflowClient(mlflow_server.url, mlflow_server.url)
-        for name in ("inv_reg", "inv_frame"):
+        names = ("inv_reg", *PYFUNCS)
+        for name in names:
             client.set_registered_model_alias(name, "production", "1")
-        pyfuncs = {n: mlflow.pyfunc.load_model(f"models:/{n}/1") for n in ("inv_reg", "inv_frame")}
+        pyfuncs = {n: mlflow.pyfunc.load_model(f"models:/{n}/1") for n in names}
     finally:
         restore()
-    adopted = modelgate(mlflow_server, "adopt", "inv_frame", "1", "--wait", "0")
-    assert adopted.returncode == 0, adopted.stderr
+    for name in PYFUNCS:
+        adopted = modelgate(mlflow_server, "adopt", name, "1", "--wait", "0")
+        assert adopted.returncode == 0, adopted.stderr
     yield pyfuncs
 
 
@@ -116,7 +169,7 @@ def servers(
     reference.start(wait=False)  # it starts while the gateway does
     try:
         gateway = gateway_factory(
-            models="iris@production,inv_reg@production,inv_frame@production",
+            models=",".join(f"{n}@production" for n in ("iris", "inv_reg", *PYFUNCS)),
             default_model="iris",
             allow_pyfunc="true",
             ready=False,
@@ -124,9 +177,9 @@ def servers(
 
         def loaded() -> bool:
             listed = gateway.http.get("/v1/models").json()["models"]
-            return all(m["ready"] for m in listed) and len(listed) == 3
+            return all(m["ready"] for m in listed) and len(listed) == 2 + len(PYFUNCS)
 
-        wait_until(loaded, 120, "the three models", interval=0.3)
+        wait_until(loaded, 120, "the models", interval=0.3)
         reference.wait_ready()
     except TimeoutError:
         print(reference.log_tail())
@@ -247,6 +300,8 @@ BAD: dict[str, tuple[bytes, str, int]] = {
         "application/json; format=pandas-split",
         415,
     ),
+    "a parameter without a name": (_json({"inputs": RECORDS}), "application/json; =utf-8", 415),
+    "a charset without a value": (_json({"inputs": RECORDS}), "application/json; charset", 415),
 }
 
 
@@ -276,6 +331,22 @@ def test_a_missing_content_type_is_a_clear_415_where_mlflow_fails(
         "message": "the request has no Content-Type: send application/json, text/csv or "
         "application/vnd.apache.parquet",
     }
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json;", 'application/json; charset="utf-8"'], ids=str
+)
+def test_what_rfc_9110_allows_in_a_content_type_is_taken_where_mlflow_refuses_it(
+    servers: tuple[Gateway, MlflowModelServer], content_type: str
+) -> None:
+    """An empty parameter and a quoted charset are valid media types (RFC 9110, 5.6.6);
+    MLflow's server reads the parameters by splitting on `;` and `=`, and answers 415."""
+    body = _json({"dataframe_split": SPLIT})
+    ours, theirs = _both(servers, body, content_type)
+    assert theirs.status_code == 415, theirs.text
+    expected = _both(servers, body, JSON)[1]
+    assert ours.status_code == 200, ours.text
+    assert ours.json() == expected.json()
 
 
 def test_an_unknown_field_is_refused_with_the_accepted_ones(
@@ -451,3 +522,135 @@ def test_the_rate_limit_is_a_429_in_mlflows_shape(
     assert [a.status_code for a in answers] == [200, 429]
     assert answers[1].json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
     assert int(answers[1].headers["retry-after"]) >= 1
+
+
+def _records_close(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    """Records of the same keys, ints equal and of the same type, floats within 1e-6."""
+    assert [list(g) for g in got] == [list(w) for w in want]
+    for g, w in zip(got, want, strict=True):
+        for key in w:
+            assert type(g[key]) is type(w[key]), key
+            np.testing.assert_allclose(g[key], w[key], rtol=1e-6, atol=0)
+
+
+TYPED_BODIES = {
+    "json": (_json({"dataframe_split": TYPED.to_dict(orient="split")}), JSON),
+    "records": (_json({"dataframe_records": TYPED.to_dict(orient="records")}), JSON),
+    "csv": (TYPED.to_csv(index=False).encode(), "text/csv"),
+}
+
+
+@pytest.mark.parametrize("case", TYPED_BODIES)
+def test_a_pyfunc_with_float32_and_int32_columns_answers_as_mlflow(
+    servers: tuple[Gateway, MlflowModelServer], others: dict[str, Any], case: str
+) -> None:
+    """MLflow's server casts the columns to the signature's dtypes before the model's schema
+    enforcement; so does the gateway. The answer is a DataFrame of an int and a float column,
+    rendered as MLflow renders it (the int column stays ints)."""
+    gateway, _ = servers
+    body, content_type = TYPED_BODIES[case]
+    ours = gateway.http.post(
+        "/v1/models/inv_typed/invocations", content=body, headers={"Content-Type": content_type}
+    )
+    assert ours.status_code == 200, ours.text
+    expected = _mlflow_answer(others["inv_typed"], body, content_type)["predictions"]
+    _records_close(ours.json()["predictions"], expected)
+    assert [r["count"] for r in ours.json()["predictions"]] == [2, 8]
+    # Modelgate's own API answers the same numbers, each row a list.
+    own = gateway.http.post(
+        "/v1/models/inv_typed/predict", json={"instances": TYPED.to_numpy().tolist()}
+    )
+    assert own.status_code == 200, own.text
+    assert own.json()["predictions"] == [[r["count"], r["scaled"]] for r in expected]
+
+
+def test_an_int32_out_of_range_is_refused_where_mlflow_wraps_it(
+    servers: tuple[Gateway, MlflowModelServer], others: dict[str, Any]
+) -> None:
+    gateway, _ = servers
+    body = _json({"dataframe_records": [{"small": 1.5, "count": 2**31 + 5}]})
+    ours = gateway.http.post(
+        "/v1/models/inv_typed/invocations", content=body, headers={"Content-Type": JSON}
+    )
+    assert ours.status_code == 400, ours.text
+    assert ours.json() == {
+        "error_code": "BAD_REQUEST",
+        "message": "row 0, column 'count': an integer out of the range of this model's 32-bit "
+        "column",
+    }
+    # MLflow's cast wraps it around: the model sees -2147483643.
+    wrapped = _mlflow_answer(others["inv_typed"], body, JSON)["predictions"]
+    assert wrapped[0]["count"] == -(2**31) + 6
+
+
+def test_a_pyfunc_dict_of_columns_comes_back_as_mlflow_renders_it(
+    servers: tuple[Gateway, MlflowModelServer], others: dict[str, Any]
+) -> None:
+    gateway, _ = servers
+    body = _json({"dataframe_split": MARKED.to_dict(orient="split")})
+    ours = gateway.http.post(
+        "/v1/models/inv_marked/invocations", content=body, headers={"Content-Type": JSON}
+    )
+    assert ours.status_code == 200, ours.text
+    assert ours.json() == _mlflow_answer(others["inv_marked"], body, JSON)
+    assert ours.json() == {"predictions": {"double": [2.0, 4.0], "rows": [2, 2]}}
+
+
+def _at_once(gateway: Gateway, values: list[float]) -> list[httpx.Response]:
+    """One request per value, all sent together (one thread each)."""
+
+    def post(value: float) -> httpx.Response:
+        body = {"dataframe_records": [{"x": value}]}
+        return gateway.http.post("/v1/models/inv_marked/invocations", json=body)
+
+    with ThreadPoolExecutor(len(values)) as pool:
+        return list(pool.map(post, values))
+
+
+def test_a_request_that_makes_a_pyfunc_raise_fails_alone_and_its_neighbours_get_answers(
+    gateway_factory: GatewayFactory, others: dict[str, Any]
+) -> None:
+    """One predict thread and a long maximum wait: requests sent together share one call. When
+    one of them makes the model's code raise, the call is split, the others are answered, and
+    the guilty one is a 400 (MLflow's status for it) without the value. Before the version has
+    answered anything, a lone such request is a 500: nothing shows that the model works."""
+    gateway = gateway_factory(
+        models="inv_marked@production",
+        allow_pyfunc="true",
+        predict_threads="1",
+        batch_max_wait_ms="1000",
+        cache_mode="off",
+    )
+    first = gateway.http.post(
+        "/v1/models/inv_marked/invocations", json={"dataframe_records": [{"x": MARKER}]}
+    )
+    assert first.status_code == 500, first.text
+    assert first.json() == {
+        "error_code": "INTERNAL_ERROR",
+        "message": "the request failed; quote the request id",
+    }
+    # The version has still answered nothing: the marker is blamed only because the requests
+    # that came with it are answered.
+    values = [1.0, MARKER, 3.0, 4.0]
+    answers = _at_once(gateway, values)
+    assert [a.status_code for a in answers] == [200, 400, 200, 200], [a.text for a in answers]
+    schema = others["inv_marked"].metadata.get_input_schema()
+    for answer, value in zip(answers, values, strict=True):
+        body = _json({"dataframe_records": [{"x": value}]})
+        if value != MARKER:
+            # Answered by a call of their own rows, as MLflow answers them.
+            assert answer.json() == _mlflow_answer(others["inv_marked"], body, JSON)
+            continue
+        with pytest.raises(MlflowException) as refused:
+            mlflow_invocations(body, JSON, others["inv_marked"], schema)
+        assert refused.value.get_http_status_code() == 400
+        assert answer.json() == {
+            "error_code": "BAD_REQUEST",
+            "message": "the model raised KeyError on these rows, and answers others: check them "
+            "against what the model expects",
+        }
+        assert "13" not in answer.text and "marker" not in answer.text
+    # Requests sent so do share one call: three rows.
+    together = _at_once(gateway, [1.0, 2.0, 3.0])
+    assert [a.status_code for a in together] == [200] * 3, [a.text for a in together]
+    assert [a.json()["predictions"]["rows"] for a in together] == [[3]] * 3

@@ -98,6 +98,39 @@ def test_other_types_charsets_and_parameters_are_415(content_type: str) -> None:
         body_format(content_type)
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json;",  # an empty parameter (RFC 9110: `[ parameter ]`)
+        "application/json; ;charset=utf-8",
+        'application/json; charset="utf-8"',  # a quoted string is the same value
+        'application/json; charset="UTF-8";',
+        'application/json; charset="utf\\-8"',  # a quoted pair
+        "application/json; charset = utf-8",  # whitespace around '=' is tolerated
+    ],
+)
+def test_what_rfc_9110_allows_in_the_parameters_is_taken(content_type: str) -> None:
+    assert body_format(content_type) == "json"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "message"),
+    [
+        ("application/json; =utf-8", "malformed"),
+        ("application/json; charset", "malformed"),
+        ('application/json; charset="utf-8', "malformed"),  # an unclosed quote
+        ("application/json; charset=utf-8 x", "malformed"),
+        ("application/json; charset=utf-8; charset=latin-1", "malformed"),  # which one?
+        ('application/json; charset="utf-8;q"', "must be UTF-8"),  # `;` inside the quotes
+        ('application/json; format="pandas-split"', "no parameter but charset"),
+    ],
+)
+def test_malformed_or_other_parameters_are_415(content_type: str, message: str) -> None:
+    with pytest.raises(UnsupportedMediaType) as caught:
+        body_format(content_type)
+    assert message in caught.value.message
+
+
 @pytest.mark.parametrize("form", ["json", "csv", "parquet"])
 @pytest.mark.parametrize("body", [b"", b"  \n"])
 def test_an_empty_body_is_refused(form: str, body: bytes) -> None:
