@@ -69,6 +69,7 @@ def create_app(
             options=LoadOptions.from_settings(settings),
             default=settings.default_model,
             max_served=settings.max_served_models,
+            registry_calls_per_owner=settings.registry_calls_per_owner,
         )
         timeout = settings.redis_timeout_seconds
         redis = _redis(settings.redis_url, timeout)

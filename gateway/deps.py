@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.datastructures import Headers
 
+from gateway.dataplane.budget import owner_var
 from gateway.guard.auth import Forbidden, Unauthorized
 from gateway.guard.keys import ApiKey
 from gateway.metrics import AUTH_FAILURES
@@ -48,6 +49,7 @@ async def authorize(request: Request, scope: str, kind: str) -> ApiKey:
     # Read by the request middleware: logged with the request, sent with the response.
     request.state.api_key_id = key.id
     request.state.owner = key.owner
+    owner_var.set(key.owner)  # the request's registry lookups count against its owner
     decision = await state.limiter.check(kind, key)
     request.state.response_headers = decision.headers
     return key

@@ -20,6 +20,10 @@ CONNECTIONS_REFUSED = Counter(
     "Requests refused by the connection limits before the app (headers, header time, connections)",
     ["reason"],
 )
+REGISTRY_BUDGET_REFUSED = Counter(
+    "modelgate_registry_budget_refused_total",
+    "Requests answered 503 because their owner had every registry lookup slot in flight",
+)
 AUTH_THROTTLED = Counter(
     "modelgate_auth_throttled_total",
     "Failed authentications answered 429: their client address was over the failure limit",

@@ -46,6 +46,12 @@ class GatewaySettings(SharedSettings):
     aliases, versions judged for the CLI; the least recently used is dropped first. So at most
     `max_served_models + version_cache_size` versions are loaded. 0: no pinned versions (404)."""
 
+    registry_calls_per_owner: int = Field(default=2, ge=1)
+    """Registry lookups (a pinned version or an alias not in memory) one owner's requests may
+    have in flight at once; past it, 503 `overloaded` at once, so that one owner flooding
+    unknown versions or aliases cannot starve the others. Unknown ones are remembered for
+    `refresh_seconds` besides."""
+
     max_sync_rows: int = Field(default=1000, ge=1)
     """Most rows one synchronous prediction may carry; more belong in a batch job."""
 

@@ -79,6 +79,10 @@ def next_failure(previous: LoadFailure | None, failure: LoadFailure) -> LoadFail
     return failure
 
 
+#: A model and a pinned version, or a model and an alias (the unknown aliases remembered).
+FailureKey = tuple[str, int | str]
+
+
 class PinnedFailures:
     """Pinned versions that failed lately, bounded since clients choose the numbers: a refusal
     is remembered until pushed out, anything else for `transient_seconds`."""
@@ -86,9 +90,9 @@ class PinnedFailures:
     def __init__(self, limit: int, transient_seconds: float) -> None:
         self.limit = limit
         self.transient_seconds = transient_seconds
-        self._failed: OrderedDict[tuple[str, int], tuple[RegistryError, float]] = OrderedDict()
+        self._failed: OrderedDict[FailureKey, tuple[RegistryError, float]] = OrderedDict()
 
-    def holds(self, key: tuple[str, int]) -> RegistryError | None:
+    def holds(self, key: FailureKey) -> RegistryError | None:
         """The remembered failure of `key`, if it still holds."""
         found = self._failed.get(key)
         if found is None:
@@ -99,7 +103,7 @@ class PinnedFailures:
         del self._failed[key]
         return None
 
-    def check(self, key: tuple[str, int]) -> None:
+    def check(self, key: FailureKey) -> None:
         """Raise the remembered failure of `key`, if it still holds (a refusal as
         ModelUnavailable, anything else as it was)."""
         exc = self.holds(key)
@@ -109,25 +113,25 @@ class PinnedFailures:
             raise ModelUnavailable(exc.message)
         raise type(exc)(exc.message)
 
-    def check_refused(self, key: tuple[str, int]) -> None:
+    def check_refused(self, key: FailureKey) -> None:
         """Raise the remembered refusal of `key` as it was (no other failure)."""
         exc = self.holds(key)
         if exc is not None and kind_of(exc) == REFUSED:
             raise type(exc)(exc.message)
 
-    def remember(self, key: tuple[str, int], exc: RegistryError) -> None:
+    def remember(self, key: FailureKey, exc: RegistryError) -> None:
         self._failed[key] = (exc, time.monotonic())
         self._failed.move_to_end(key)
         while len(self._failed) > self.limit:
             self._failed.popitem(last=False)
 
-    def passing(self, key: tuple[str, int]) -> bool:
+    def passing(self, key: FailureKey) -> bool:
         """A passing failure held lately; a refusal is judged again when the CLI asks (`adopt`
         asks once it changed what the version is trusted as)."""
         held = self.holds(key)
         return held is not None and kind_of(held) != REFUSED
 
-    def forget(self, key: tuple[str, int]) -> None:
+    def forget(self, key: FailureKey) -> None:
         self._failed.pop(key, None)
 
     def forget_model(self, name: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import grpc
 from starlette.datastructures import Headers
 
+from gateway.dataplane.budget import owner_var
 from gateway.dataplane.plane import Caller, PredictCall
 from gateway.deps import authenticate
 from gateway.guard.keys import ApiKey
@@ -179,6 +180,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         """Authenticate the key (the `predict` scope, as the REST routes), count `kind`."""
         key = await authenticate(self.state, headers, "predict", out["client"])
         out["api_key_id"], out["owner"] = key.id, key.owner
+        owner_var.set(key.owner)  # each call is a task: the owner stays this call's
         decision = await self.state.limiter.check(kind, key)
         out["metadata"] = [(name.lower(), value) for name, value in decision.headers.items()]
         return key

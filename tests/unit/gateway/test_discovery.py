@@ -63,6 +63,12 @@ class FakeRegistry:
     def alias_version(self, name: str, alias: str) -> int:
         return int(self.alias_model_version(name, alias).version)
 
+    def version(self, name: str, version: int) -> SimpleNamespace:
+        """Every version of a registered model exists (what a pinned load asks first)."""
+        if name not in self.models:
+            raise ModelNotFound(f"model '{name}' is not registered")
+        return SimpleNamespace(version=str(version), tags={})
+
 
 class StubManager(ModelManager):
     """Loads stub versions (and records which); versions in `refused` fail their digest."""
