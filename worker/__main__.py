@@ -15,6 +15,7 @@ from jobs.store import JobStore
 from kernel.loading import LoadOptions
 from kernel.logs import configure_logging
 from registry.client import Registry, configure_mlflow_http
+from worker.broker import use_transport
 from worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ def main() -> None:
     from worker.tasks import register_tasks  # creates the metrics
 
     app = create_celery_app(settings)
+    use_transport(app, settings.redis_url)  # survives a broker restart (kombu 5.7.0)
     register_tasks(app, runner_factory(settings))
     if settings.worker_health_port:
         from worker.health import start_health_server

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -65,16 +65,21 @@ class ChunkRunner:
         """`run`, riding out a Redis outage until `deadline` (monotonic seconds).
 
         The broker is the same Redis, so Celery's own retry could not be sent during the
-        outage; waiting here keeps the message unacknowledged, and it is redelivered after the
-        visibility timeout if this process gives up or dies.
+        outage; waiting here keeps the message unacknowledged. Giving up at the deadline
+        rejects it back to the queue (`Reject(requeue=True)`): a task that raised instead
+        would be acknowledged as failed, its chunk lost and its job left running for good,
+        since the failure could not be recorded either. Redis still down when the worker
+        rejects it, the message stays unacknowledged and comes back after the visibility
+        timeout.
         """
         delay = 0.25
         while True:
             try:
                 return self.run(job_id, n, attempt)
-            except (RedisConnectionError, RedisTimeoutError):
+            except (RedisConnectionError, RedisTimeoutError) as exc:
                 if time.monotonic() + delay >= deadline:
-                    raise
+                    logger.warning("Redis unavailable; chunk %s of %s goes back", n, job_id)
+                    raise Reject(f"Redis unavailable: {type(exc).__name__}", requeue=True) from exc
                 logger.warning("Redis unavailable; chunk %s of %s waits", n, job_id)
                 time.sleep(delay)
                 delay = min(delay * 2, 4.0)
@@ -105,9 +110,12 @@ class ChunkRunner:
         try:
             try:
                 model = self.model(record.model, record.version)
-            except SoftTimeLimitExceeded:
+            except (SoftTimeLimitExceeded, ModelgateError) as exc:
                 # A cold process loading a large model on a busy machine used up this
                 # delivery's time: retried like a registry outage, not the end of the job.
+                # The loader reports what it caught as a refusal, the time limit included.
+                if not _cut_by_time_limit(exc):
+                    raise
                 raise RegistryUnavailable(
                     f"loading {record.model} version {record.version} outlasted the time limit"
                 ) from None
@@ -145,6 +153,15 @@ class ChunkRunner:
             logger.error("job failed: %s", message, extra=extra)
         else:
             logger.warning("chunk failed after its job stopped: %s", message, extra=extra)
+
+
+def _cut_by_time_limit(exc: BaseException | None) -> bool:
+    """Whether `exc` is the soft time limit, or was raised while handling it."""
+    while exc is not None:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def register_tasks(app: Celery, runner_factory: Any) -> None:

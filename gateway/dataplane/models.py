@@ -20,16 +20,16 @@ from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 
-from gateway.dataplane.budget import RegistryBudget
 from gateway.dataplane.discovery import Discovery
 from gateway.dataplane.failures import REFUSED, PinnedFailures, RefusedTrust, kind_of
 from gateway.dataplane.judging import judge_requested
 from gateway.dataplane.loads import Loader
+from gateway.dataplane.lookups import Lookups
 from gateway.dataplane.specs import ModelSpec
 from gateway.dataplane.versions import MemoryGauges, VersionCache
 from gateway.http.errors import ModelUnavailable, Overloaded
 from gateway.metrics import MODEL_LOAD_FAILURES, MODEL_READY, MODEL_VERSION
-from kernel.errors import AliasNotFound, RegistryError, VersionNotFound
+from kernel.errors import RegistryError, VersionNotFound
 from kernel.loading import LoadOptions
 from registry.client import Registry
 from registry.model import LoadedModel
@@ -67,11 +67,10 @@ class ModelManager(Discovery):
         self.loader = Loader(registry, self.options)
         self.cache = VersionCache(cache_size)
         self.memory = MemoryGauges()
-        self._alias_seen: dict[tuple[str, str], tuple[int, float]] = {}
         self._pinned_failures = PinnedFailures(MAX_REMEMBERED_FAILURES, refresh_seconds)
-        # Unknown aliases, remembered as briefly as unknown versions: a client chooses them.
-        self._missing_aliases = PinnedFailures(MAX_REMEMBERED_FAILURES, refresh_seconds)
-        self.budget = RegistryBudget(registry_calls_per_owner)
+        self.lookups = Lookups(
+            registry, refresh_seconds, MAX_REMEMBERED_FAILURES, registry_calls_per_owner
+        )
         self._refused_trust = RefusedTrust()
         self._refreshing: dict[str, asyncio.Lock] = {}
         # Pinned loads at once; more answer 503 instead of queueing downloads.
@@ -216,7 +215,7 @@ class ModelManager(Discovery):
         if version is None:
             if not alias or alias == spec.alias:
                 return self._current_of(name)
-            version = await self._alias_version(name, alias)
+            version = await self.lookups.alias_version(name, alias)
         serving = self.current.get(name)
         if serving is not None and serving.version == version:
             return serving
@@ -228,22 +227,6 @@ class ModelManager(Discovery):
             found[self.current[name].version] = self.current[name]
         return [found[v] for v in sorted(found)]
 
-    async def _alias_version(self, name: str, alias: str) -> int:
-        key = (name, alias)
-        seen = self._alias_seen.get(key)
-        now = time.monotonic()
-        if seen is not None and now - seen[1] < self.refresh_seconds:
-            return seen[0]
-        self._missing_aliases.check(key)
-        with self.budget.spend():
-            try:
-                version = await asyncio.to_thread(self.registry.alias_version, name, alias)
-            except AliasNotFound as exc:
-                self._missing_aliases.remember(key, exc)
-                raise
-        self._alias_seen[key] = (version, now)
-        return version
-
     async def _extra_version(self, name: str, version: int) -> LoadedModel:
         key = (name, version)
         model = self.cache.get(key)
@@ -254,14 +237,7 @@ class ModelManager(Discovery):
                 f"version {version} of '{name}' is not served here (no version cache)"
             )
         self._pinned_failures.check(key)
-        # Whether the version exists is asked under the owner's budget, before a load slot is
-        # taken: unknown versions (any client can name them) never hold one of those.
-        with self.budget.spend():
-            try:
-                await asyncio.to_thread(self.registry.version, name, version)
-            except VersionNotFound as exc:
-                self._pinned_failures.remember(key, exc)
-                raise
+        await self.lookups.check_version(name, version, self._pinned_failures)
         if self.pinned_loads.locked():
             raise Overloaded("other model versions are loading; retry shortly")
         async with self.pinned_loads:
@@ -315,9 +291,8 @@ class ModelManager(Discovery):
         super()._forget_model(name)
         self.cache.drop_model(name)
         self.memory.sizes = {k: v for k, v in self.memory.sizes.items() if k[0] != name}
-        self._alias_seen = {k: v for k, v in self._alias_seen.items() if k[0] != name}
         self._pinned_failures.forget_model(name)
-        self._missing_aliases.forget_model(name)
+        self.lookups.forget_model(name)
         lock = self._refreshing.get(name)
         if lock is not None and not lock.locked():
             del self._refreshing[name]

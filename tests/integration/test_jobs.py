@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -382,29 +383,50 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(
         worker.stop()
 
 
-# Quarantined, still run: on 2026-12-02 it failed in 2 of 3 full runs on this machine, the
-# code before the seams change included (e9a930c), each time with one chunk never finished
-# (rows_done 95,000 of 100,000 after 240 s): the pool child waiting out the outage never
-# stored its chunk after Redis came back, and the worker did not exit. Issue 14 ("the worker
-# survives durable-Redis restarts") owns the fix; an XPASS shows when it passes.
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 14: a chunk in flight across a durable-Redis restart can stay unfinished",
-)
+#: Rounds of the durable-Redis restart test: one in `make test`; a soak asks for more, e.g.
+#: `MODELGATE_SOAK_RESTARTS=10` (issue 14: the worker survives durable-Redis restarts).
+SOAK_RESTARTS = int(os.environ.get("MODELGATE_SOAK_RESTARTS", "1"))
+
+
+def _assert_alive(worker: Worker) -> None:
+    """The worker process is still the one started: no exit, no restart by anyone."""
+    proc = worker.proc
+    assert proc is not None and proc.poll() is None, (
+        f"the worker exited (code {proc.returncode if proc else None}):\n{worker.log_tail(60)}"
+    )
+
+
+#: The restart test's chunk time limit and visibility timeout: a cold pool process loading the
+#: heavy forest (and its ONNX twin) on a loaded two-core machine took over the suite's 20 s
+#: soft limit, which failed the job before Redis was even killed.
+ROOMY_CHUNKS = {"task_time_limit_seconds": "60", "visibility_timeout_seconds": "90"}
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("round_", range(1, SOAK_RESTARTS + 1), ids=lambda r: f"round{r}")
 def test_durable_redis_restarted_mid_job(
+    round_: int,
     tmp_path: Path,
     registry: Registry,
     gateway_factory: GatewayFactory,
     worker_factory: WorkerFactory,
 ) -> None:
+    """The durable Redis (Celery's broker too) is killed mid-job and started again: the same
+    worker process finishes the job, every row exactly once. How this used to fail
+    (docs/operations/kombu-redis-restart.md): the worker exited with "Unrecoverable error"
+    (kombu's teardown of the lost connection); or one chunk never finished and the job stayed
+    running for good, its message lost between BRPOP and its unacked record, or acknowledged
+    as failed when the chunk's wait for Redis ran out."""
     name = _slow_model(registry)
     redis = RedisServer(tmp_path / "redis", "durable")
     redis.start()
+    gateway: Gateway | None = None
+    worker: Worker | None = None
     try:
         key = make_key(redis.url)
-        common = {"redis_url": redis.url, "cache_url": ""}
+        common = {"redis_url": redis.url, "cache_url": "", **ROOMY_CHUNKS}
         gateway = gateway_factory(api_key=key, models=f"{name}@production", **common)
-        worker = worker_factory(redis_url=redis.url)
+        worker = worker_factory(redis_url=redis.url, **ROOMY_CHUNKS)
         n = 100_000
         accepted = submit(gateway, csv_body(make_rows(n, seed=31)), model=name)
         assert accepted.status_code == 202, accepted.text
@@ -417,27 +439,22 @@ def test_durable_redis_restarted_mid_job(
         assert time.monotonic() - killed_at < 10
         time.sleep(2)
         redis.start()  # AOF on: the queue, jobs and chunks come back
-        # Celery can exit on a lost broker connection (kombu's channel close fails while it
-        # restores unacknowledged messages: "Unrecoverable error", seen once in CI); the
-        # platform's restart policy (compose, Kubernetes) starts it again. Done here alike.
-        restarts = 0
         deadline = time.monotonic() + 240
         while True:
+            _assert_alive(worker)
             status = gateway.http.get(f"/v1/jobs/{job_id}").json()
             if status["status"] in ("succeeded", "failed", "cancelled"):
                 break
             assert time.monotonic() < deadline, f"job not done after 240 s: {status}"
-            if worker.proc is not None and worker.proc.poll() is not None:
-                restarts += 1
-                worker = worker_factory(redis_url=redis.url)
             time.sleep(0.2)
         after = time.monotonic() - killed_at
-        print(
-            f"\nRedis restarted: job {status['status']} {after:.1f} s after the kill "
-            f"({restarts} worker restarts)"
-        )
+        print(f"\nRedis restarted, round {round_}: job {status['status']} {after:.1f} s after")
         assert status["status"] == "succeeded", status
         _exactly_once(gateway, job_id, n)
-        worker.stop()
+        _assert_alive(worker)
     finally:
+        # Each round's processes go at once: idle ones would poll a Redis that is gone.
+        for service in (worker, gateway):
+            if service is not None:
+                service.stop()
         redis.stop()
