@@ -85,9 +85,9 @@ class RequestContextMiddleware:
         request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         peer = scope.get("client")
-        client = client_address(
-            peer[0] if peer else None, _header(scope, b"x-forwarded-for"), self.trusted
-        )
+        # The header is looked for only behind trusted proxies: nobody else's counts.
+        forwarded = _header(scope, b"x-forwarded-for") if self.trusted else None
+        client = client_address(peer[0] if peer else None, forwarded, self.trusted)
         scope["client"] = (client, peer[1] if peer else 0)
         shape_token = error_shape_var.set(shape_of_path(scope["path"]))
         state = scope.setdefault("state", {})
