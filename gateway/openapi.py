@@ -67,7 +67,10 @@ MLFLOW_ERROR: dict[str, Any] = {
 _ERROR_SCHEMAS = {MODELGATE: "Error", V2: "V2Error", MLFLOW: "MlflowError"}
 
 _ERROR_TEXT = {
-    "400": "Body is not JSON or is empty; in the standard protocols, also what 422 means here",
+    "400": (
+        "Two different credentials (X-API-Key and a Bearer token), or a body that is not JSON or "
+        "is empty; in the standard protocols, also what 422 means here"
+    ),
     "401": "Invalid or missing API key",
     "403": "The key lacks the scope of this route",
     "404": "Unknown model, alias or version",
@@ -201,13 +204,14 @@ def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
 def _errors_for(path: str, method: str) -> list[str]:
     if path in PUBLIC_PATHS:
         return []
-    codes = ["401", "403", "404", "429", "503"]
+    # 400 everywhere a key is read: two credentials that differ are refused (guard/auth.py).
+    codes = ["400", "401", "403", "404", "429", "503"]
     if method == "post":
-        codes += ["400", "413", "415", "422"]
+        codes += ["413", "415", "422"]
     if shape_of_path(path) != MODELGATE:
         # The standard protocols answer a refused value 400 (422 is Modelgate's own), and V2's
         # model ready answers 400 for a model that is not ready.
-        codes = [c for c in codes if c != "422"] + (["400"] if method == "get" else [])
+        codes = [c for c in codes if c != "422"]
     return sorted(codes)
 
 
