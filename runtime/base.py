@@ -17,6 +17,16 @@ import numpy as np
 #: are 1e-6 off float64 ones, and a twin is verified within 1e-5 before rounding.
 PROBABILITY_DECIMALS = 5
 
+#: What MLflow's flavors answer per row (NativeRuntime.mlflow_output).
+LABELS, LABEL_COLUMN, CLASS_1_SCORE, SCORE_ROWS = (
+    "labels",
+    "label column",
+    "class 1 score",
+    "score rows",
+)
+#: The outputs that are the library's scores, which predictions carry as `scores`.
+SCORES = frozenset({CLASS_1_SCORE, SCORE_ROWS})
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -24,6 +34,9 @@ class Prediction:
 
     labels: list[Any]
     probabilities: list[list[float]] | None
+    #: Per row, the library's own output where MLflow's flavor answers it instead of the
+    #: labels (a bare Booster's: NativeRuntime.mlflow_output), unrounded; else None.
+    scores: list[Any] | None = None
 
 
 class Runtime(Protocol):
@@ -102,6 +115,15 @@ class NativeRuntime(Runtime, Protocol):
     @property
     def has_probabilities(self) -> bool:
         """Whether it answers class probabilities beside the labels."""
+        ...
+
+    @property
+    def mlflow_output(self) -> str:
+        """What MLflow's flavor answers per row (`mlflow models serve`): LABELS (the labels or
+        values), LABEL_COLUMN (each label in a list of one: CatBoost's multiclass `predict`),
+        CLASS_1_SCORE (a bare Booster with a binary objective: the probability of class 1) or
+        SCORE_ROWS (a bare multiclass Booster: its probabilities). For the last two the native
+        runtime's predictions carry those `scores`, unrounded."""
         ...
 
     @property

@@ -11,7 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from runtime.base import Prediction, classifier_answer, values_answer
+from runtime.base import (
+    CLASS_1_SCORE,
+    LABELS,
+    SCORE_ROWS,
+    Prediction,
+    classifier_answer,
+    values_answer,
+)
+
+#: The objectives whose booster answers the probability of class 1 (a 1-D output).
+BINARY_OBJECTIVES = ("binary:logistic", "binary", "cross_entropy", "xentropy")
 
 
 class BoosterRuntime:
@@ -41,6 +51,14 @@ class BoosterRuntime:
     def has_probabilities(self) -> bool:
         return self.classes is not None
 
+    @property
+    def mlflow_output(self) -> str:
+        # MLflow's xgboost and lightgbm flavors answer a bare Booster's `predict` as it is
+        # (probabilities), and the scikit-learn API's labels.
+        if self.classes is None or getattr(self, "booster", None) is not self.estimator:
+            return LABELS
+        return CLASS_1_SCORE if self.objective in BINARY_OBJECTIVES else SCORE_ROWS
+
     def bind(self, columns: tuple[str, ...], all_numeric: bool) -> None:
         if not all_numeric:
             raise ValueError(f"{self.library} models take numeric columns only here")
@@ -53,16 +71,19 @@ def objective_classes(objective: str, num_class: int) -> list[Any] | None:
     without probabilities) and raw scores are answered as values."""
     if objective in ("multi:softprob", "multiclass", "softmax", "multiclassova", "multiclass_ova"):
         return list(range(max(num_class, 2)))
-    if objective in ("binary:logistic", "binary", "cross_entropy", "xentropy"):
+    if objective in BINARY_OBJECTIVES:
         return [0, 1]
     return None
 
 
-def booster_answer(classes: list[Any] | None, raw: Any) -> Prediction:
-    """Answer from a booster's output: probabilities (binary: of class 1) or values."""
+def booster_answer(classes: list[Any] | None, raw: Any, scores: bool = False) -> Prediction:
+    """Answer from a booster's output: probabilities (binary: of class 1) or values; with
+    `scores`, the output itself too, as MLflow's flavor answers it."""
     out = np.asarray(raw, dtype=np.float64)
     if classes is None:
         return values_answer(out)
+    kept = out.tolist() if scores else None
     if out.ndim == 1:  # binary: the probability of class 1
         out = np.column_stack([1.0 - out, out])
-    return classifier_answer(classes, out)
+    answer = classifier_answer(classes, out)
+    return answer if kept is None else Prediction(answer.labels, answer.probabilities, kept)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runtime.base import Prediction, classifier_answer, values_answer
+from runtime.base import LABEL_COLUMN, LABELS, Prediction, classifier_answer, values_answer
 from runtime.boosters import BoosterRuntime
 
 
@@ -33,6 +33,14 @@ class CatBoostRuntime(BoosterRuntime):
         self.classes = (
             np.asarray(classes).tolist() if is_classifier and classes is not None else None
         )
+        # CatBoost's multiclass `predict` answers a column of labels, which MLflow renders as
+        # a list of one per row; its binary and regression `predict` one value per row.
+        loss = str(model.get_all_params().get("loss_function", "")) if self.classes else ""
+        self._output = LABEL_COLUMN if loss.startswith("MultiClass") else LABELS
+
+    @property
+    def mlflow_output(self) -> str:
+        return self._output
 
     @cached_property
     def feature_names(self) -> list[str] | None:

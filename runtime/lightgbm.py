@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.base import Prediction
+from runtime.base import SCORES, Prediction
 from runtime.boosters import BoosterRuntime, booster_answer, objective_classes
 
 
@@ -44,4 +44,4 @@ class LightGBMRuntime(BoosterRuntime):
 
     def predict(self, rows: list[list[Any]]) -> Prediction:
         raw = self.booster.predict(np.asarray(rows, dtype=np.float64))
-        return booster_answer(self.classes, raw)
+        return booster_answer(self.classes, raw, self.mlflow_output in SCORES)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kernel.errors import InvalidInput, ModelgateError, PredictTimeout
-from runtime.base import ModelRaised, Prediction
+from runtime.base import LABELS, ModelRaised, Prediction
 
 #: Threads per pyfunc model: calls at once, and overruns tolerated before every call fails.
 POOL_SIZE = 4
@@ -47,6 +47,7 @@ class PyfuncRuntime:
     takes_missing = False
     classes = None
     has_probabilities = False
+    mlflow_output = LABELS
 
     def __init__(self, model: Any, timeout_seconds: float) -> None:
         self.estimator = model

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runtime.base import PROBABILITY_DECIMALS, Prediction, classifier_answer
+from runtime.base import LABELS, PROBABILITY_DECIMALS, Prediction, classifier_answer
 
 # Estimators whose `predict` is the argmax of `predict_proba` over `classes_`, so one call gives
 # both. Others (SVC's Platt scaling, for one) may disagree, so they get two calls.
@@ -45,6 +45,7 @@ class SklearnRuntime:
 
     name = "sklearn"
     flavor = "sklearn"
+    mlflow_output = LABELS
     inline_rows = 0
     worth_caching = True
 

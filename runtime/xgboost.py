@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.base import Prediction
+from runtime.base import SCORES, Prediction
 from runtime.boosters import BoosterRuntime, booster_answer, objective_classes
 
 
@@ -51,4 +51,4 @@ class XGBoostRuntime(BoosterRuntime):
             iteration_range=self.iteration_range,
             validate_features=False,
         )
-        return booster_answer(self.classes, raw)
+        return booster_answer(self.classes, raw, self.mlflow_output in SCORES)

@@ -152,10 +152,14 @@ class PredictionCache:
             task.cancel()
 
 
-def encode(label: Any, probabilities: list[float] | None) -> bytes:
-    return orjson.dumps([label, probabilities])
+def encode(label: Any, probabilities: list[float] | None, scores: Any = None) -> bytes:
+    """A row's entry: its label, probabilities and, for a model that answers them, scores."""
+    return orjson.dumps(
+        [label, probabilities] if scores is None else [label, probabilities, scores]
+    )
 
 
-def decode(value: bytes) -> tuple[Any, list[float] | None]:
-    label, probabilities = orjson.loads(value)
-    return label, probabilities
+def decode(value: bytes) -> tuple[Any, list[float] | None, Any]:
+    """(label, probabilities, scores or None) of an entry, written with or without scores."""
+    entry = orjson.loads(value)
+    return entry[0], entry[1], entry[2] if len(entry) > 2 else None

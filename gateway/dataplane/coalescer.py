@@ -197,15 +197,18 @@ def run_batch(model: LoadedModel, requests: list[list[list[Any]]]) -> list[Outco
         MODEL_CALL_SECONDS.labels(model.runtime.name).observe(time.perf_counter() - started)
     BATCH_ROWS.observe(len(rows))
     BATCH_REQUESTS.observe(len(requests))
+    if len(requests) == 1:
+        return [combined]
     outcomes: list[Outcome] = []
     start = 0
+    probabilities, scores = combined.probabilities, combined.scores
     for request in requests:
         end = start + len(request)
-        probabilities = combined.probabilities
         outcomes.append(
             Prediction(
                 combined.labels[start:end],
                 None if probabilities is None else probabilities[start:end],
+                None if scores is None else scores[start:end],
             )
         )
         start = end

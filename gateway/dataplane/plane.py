@@ -18,7 +18,7 @@ from gateway.dataplane.coalescer import Coalescer
 from gateway.dataplane.models import ModelManager
 from gateway.http.errors import TooManyRows
 from registry.model import LoadedModel
-from runtime.base import Prediction, Runtime
+from runtime.base import SCORES, Prediction, Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -149,14 +149,19 @@ class DataPlane:
             fresh = await self.coalescer.predict(model, [checked[i] for i in missing])
         labels: list[Any] = [None] * len(checked)
         probabilities: list[Any] = [None] * len(checked)
+        scores: list[Any] = [None] * len(checked)
         for i, value in enumerate(found):
             if value is not None:
-                labels[i], probabilities[i] = decode(value)
+                labels[i], probabilities[i], scores[i] = decode(value)
         if fresh is not None:
+            proba, fresh_scores = fresh.probabilities, fresh.scores
             for j, i in enumerate(missing):
                 labels[i] = fresh.labels[j]
-                proba = fresh.probabilities
                 probabilities[i] = proba[j] if proba is not None else None
-            cache.put_many([(keys[i], encode(labels[i], probabilities[i])) for i in missing])
-        result = Prediction(labels, probabilities if model.has_probabilities else None)
+                scores[i] = fresh_scores[j] if fresh_scores is not None else None
+            cache.put_many(
+                [(keys[i], encode(labels[i], probabilities[i], scores[i])) for i in missing]
+            )
+        kept = scores if model.native.mlflow_output in SCORES and None not in scores else None
+        result = Prediction(labels, probabilities if model.has_probabilities else None, kept)
         return result, CacheCount(len(checked) - len(missing), len(missing))

@@ -28,7 +28,8 @@ from gateway.protocols.mlflow_bodies import MEDIA_TYPES, Body, body_format, pars
 from gateway.responses import json_response
 from gateway.state import GatewayState
 from kernel.errors import InvalidInput, ModelNotFound
-from registry.model import LoadedModel
+from registry.model import LoadedModel, Prediction
+from runtime.base import CLASS_1_SCORE, LABEL_COLUMN, SCORES
 
 router = APIRouter(tags=["mlflow scoring"])
 
@@ -93,7 +94,7 @@ async def _invoke(request: Request, model: str | None) -> Response:
     call = make_call(request, key, "mlflow", name, parsed.kind, parsed.rows, loaded.version)
     answer = await state.plane.predict(call)
     return json_response(
-        {"predictions": predictions(answer.model, answer.prediction.labels)},
+        {"predictions": predictions(answer.model, answered(answer.model, answer.prediction))},
         model=answer.model,
         cache=answer.cache,
     )
@@ -126,6 +127,22 @@ def output_columns(model: LoadedModel) -> tuple[list[str], bool] | None:
     if schema is None or not schema.has_input_names():
         return None
     return [str(name) for name in schema.input_names()], schema.is_tensor_spec()
+
+
+def answered(model: LoadedModel, prediction: Prediction) -> list[Any]:
+    """What MLflow's flavor answers per row (NativeRuntime.mlflow_output): the labels, each
+    label in a list of one, or a bare Booster's scores (its probabilities, unrounded). When a
+    twin answered, or the cache held rows from before scores were kept, the scores are
+    rebuilt from the probabilities, rounded to 5 decimals."""
+    output = model.native.mlflow_output
+    if output == LABEL_COLUMN:
+        return [[label] for label in prediction.labels]
+    if output not in SCORES:
+        return prediction.labels
+    if prediction.scores is not None:
+        return prediction.scores
+    proba = prediction.probabilities or []
+    return [row[1] for row in proba] if output == CLASS_1_SCORE else proba
 
 
 def predictions(model: LoadedModel, labels: list[Any]) -> Any:

@@ -8,6 +8,8 @@ predict/predict_proba within 1e-5, missing values included where the flavor take
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 import warnings
 from typing import Any
@@ -27,7 +29,15 @@ from tests.integration.test_import_and_cli import modelgate
 from tests.integration.test_jobs import csv_results, wait_done
 
 COLUMNS = ["f_a", "f_b", "f_c", "f_d"]
-SERVED = ("fl_skops", "fl_xgb", "fl_xgb_booster", "fl_lgb", "fl_lgb_reg", "fl_cb")
+SERVED = (
+    "fl_skops",
+    "fl_xgb",
+    "fl_xgb_booster",
+    "fl_lgb",
+    "fl_lgb_booster",
+    "fl_lgb_reg",
+    "fl_cb",
+)
 #: Rows with missing values, for the flavors that take them (boosters always do).
 MISSING_ROWS = [[None, 3.0, 5.0, 2.0], [5.0, None, None, 0.2]]
 
@@ -65,6 +75,11 @@ def logged(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
             {"objective": "binary:logistic"}, xgboost.DMatrix(frame, (y == 1).astype(int)), 10
         ),
         "fl_lgb": lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(frame, y),
+        "fl_lgb_booster": lightgbm.train(
+            {"objective": "multiclass", "num_class": 3, "verbose": -1},
+            lightgbm.Dataset(frame, y),
+            10,
+        ),
         "fl_lgb_reg": lightgbm.LGBMRegressor(n_estimators=20, verbose=-1).fit(frame, y * 1.5),
         # A categorical column: served by CatBoost itself, its ONNX export refused.
         "fl_cb_cat": catboost.CatBoostClassifier(
@@ -101,7 +116,7 @@ def logged(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
                 pip_requirements=NO_REQUIREMENTS,
                 input_example=example,
             )
-        for name in ("fl_lgb", "fl_lgb_reg"):
+        for name in ("fl_lgb", "fl_lgb_booster", "fl_lgb_reg"):
             mlflow.lightgbm.log_model(
                 natives[name],
                 name=name,
@@ -158,6 +173,9 @@ def _expected(name: str, native: Any, rows: list[list[Any]]) -> tuple[list[Any],
     if name == "fl_xgb_booster":
         p1 = native.inplace_predict(data)
         return (p1 > 0.5).astype(int).tolist(), np.column_stack([1 - p1, p1])
+    if name == "fl_lgb_booster":
+        proba = native.predict(data)
+        return proba.argmax(axis=1).tolist(), proba
     if name != "fl_cb":  # fitted on a frame, they are given one
         data = pd.DataFrame(data, columns=COLUMNS)  # type: ignore[assignment]
     if name == "fl_lgb_reg":
@@ -206,6 +224,69 @@ def test_each_flavor_answers_as_its_library(
     flavor = name.split("_")[1].replace("skops", "sklearn").replace("cb", "catboost")
     assert described["flavor"] == {"lgb": "lightgbm", "xgb": "xgboost"}.get(flavor, flavor)
     assert [c["name"] for c in described["signature"]] == COLUMNS
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_invocations_answer_as_mlflow_s_flavor_answers(
+    gateway: Gateway, mlflow_server: MlflowServer, name: str
+) -> None:
+    """`/invocations` answers what `mlflow models serve` would: MLflow's own pyfunc of the same
+    version, rendered by its scoring server's `predictions_to_json`. A bare Booster's answer is
+    its probabilities (binary: of class 1), the scikit-learn API's its labels."""
+    frame, _ = _data()
+    rows = frame.iloc[::7].values.tolist()
+    if name != "fl_skops":
+        rows += MISSING_ROWS
+    answer = gateway.http.post(f"/v1/models/{name}/invocations", json=_split(rows))
+    assert answer.status_code == 200, answer.text
+    _assert_as_mlflow(answer.json()["predictions"], _mlflow_answer(mlflow_server, name, rows))
+
+
+def test_a_booster_s_scores_come_from_the_cache_as_they_were_answered(
+    gateway_factory: GatewayFactory, mlflow_server: MlflowServer, logged: dict[str, Any]
+) -> None:
+    boosters = ("fl_xgb_booster", "fl_lgb_booster")
+    cached = gateway_factory(models=",".join(f"{n}@production" for n in boosters), cache_mode="on")
+    rows = _data()[0].iloc[::11].values.tolist()
+    for name in boosters:
+        expected = _mlflow_answer(mlflow_server, name, rows)
+        hits = []
+        for _ in range(2):
+            answer = cached.http.post(f"/v1/models/{name}/invocations", json=_split(rows))
+            assert answer.status_code == 200, answer.text
+            _assert_as_mlflow(answer.json()["predictions"], expected)
+            hits.append(int(answer.headers["x-cache-hits"]))
+        assert hits == [0, len(rows)], hits
+
+
+def _split(rows: list[list[Any]]) -> dict[str, Any]:
+    return {"dataframe_split": {"columns": COLUMNS, "data": rows}}
+
+
+def _mlflow_answer(mlflow_server: MlflowServer, name: str, rows: list[list[Any]]) -> Any:
+    """What `mlflow models serve` answers: the version's pyfunc, rendered by MLflow's scoring
+    server (`predictions_to_json`)."""
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    table = pd.DataFrame(rows, columns=COLUMNS, dtype="float64")
+    restore = logging_to(mlflow_server.url)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = io.StringIO()
+            predictions_to_json(mlflow.pyfunc.load_model(f"models:/{name}/1").predict(table), out)
+    finally:
+        restore()
+    return json.loads(out.getvalue())["predictions"]
+
+
+def _assert_as_mlflow(got: Any, expected: Any) -> None:
+    """Labels equal; numbers (scores, values) within 1e-6 relative, in the same shape."""
+    if isinstance(expected[0], float | list):
+        assert np.shape(got) == np.shape(expected)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
+    else:
+        assert got == expected
 
 
 def test_the_first_load_records_the_digest_as_trusted_on_first_use(

@@ -13,7 +13,7 @@ import pytest
 from sklearn.datasets import load_iris, make_regression
 
 from kernel.errors import PredictTimeout
-from runtime.base import PROBABILITY_DECIMALS
+from runtime.base import CLASS_1_SCORE, LABEL_COLUMN, LABELS, PROBABILITY_DECIMALS, SCORE_ROWS
 from runtime.catboost import CatBoostRuntime
 from runtime.lightgbm import LightGBMRuntime
 from runtime.pyfunc import PyfuncRuntime, as_values
@@ -42,7 +42,12 @@ def test_xgboost_estimator_and_booster_answer_alike() -> None:
     assert runtime.classes == [0, 1, 2] and runtime.takes_missing and runtime.n_features == 4
     booster = XGBoostRuntime(model.get_booster())
     assert booster.classes == [0, 1, 2] and booster.model_type == "Booster(multi:softprob)"
-    assert booster.predict(ROWS) == answer
+    alike = booster.predict(ROWS)
+    assert (alike.labels, alike.probabilities) == (answer.labels, answer.probabilities)
+    # MLflow's flavor answers the estimator's labels, and a bare booster's probabilities.
+    assert runtime.mlflow_output == LABELS and answer.scores is None
+    assert booster.mlflow_output == SCORE_ROWS
+    np.testing.assert_allclose(alike.scores, answer.probabilities, rtol=0, atol=5e-6)
 
 
 def test_xgboost_binary_booster_and_regressor() -> None:
@@ -56,6 +61,8 @@ def test_xgboost_binary_booster_and_regressor() -> None:
     answer = runtime.predict(ROWS)
     _close(answer.probabilities, np.column_stack([1 - p1, p1]))
     assert answer.labels == (p1 > 0.5).astype(int).tolist()
+    assert runtime.mlflow_output == CLASS_1_SCORE
+    np.testing.assert_allclose(answer.scores, p1, rtol=1e-12)  # unrounded, one per row
     reg = xgboost.XGBRegressor(n_estimators=5).fit(XR, YR)
     values = XGBoostRuntime(reg).predict(XR[:5].tolist())
     assert values.probabilities is None
@@ -77,7 +84,12 @@ def test_lightgbm_estimator_and_booster_answer_alike() -> None:
     _close(answer.probabilities, model.predict_proba(np.asarray(ROWS)))
     booster = LightGBMRuntime(lightgbm.Booster(model_str=model.booster_.model_to_string()))
     assert booster.classes == [0, 1, 2] and booster.model_type == "Booster(multiclass)"
-    assert booster.predict(ROWS) == answer
+    alike = booster.predict(ROWS)
+    assert (alike.labels, alike.probabilities) == (answer.labels, answer.probabilities)
+    # MLflow's flavor answers the estimator's labels, and a bare booster's probabilities.
+    assert runtime.mlflow_output == LABELS and answer.scores is None
+    assert booster.mlflow_output == SCORE_ROWS
+    np.testing.assert_allclose(alike.scores, answer.probabilities, rtol=0, atol=5e-6)
     reg = lightgbm.train({"objective": "regression", "verbose": -1}, lightgbm.Dataset(XR, YR), 5)
     values = LightGBMRuntime(lightgbm.Booster(model_str=reg.model_to_string()))
     assert values.classes is None and values.predict(XR[:3].tolist()).probabilities is None
@@ -92,6 +104,12 @@ def test_catboost_classifier_regressor_and_categorical_columns(tmp_path: Any) ->
     answer = runtime.predict(ROWS)
     assert answer.labels == model.predict(np.asarray(ROWS)).ravel().tolist()
     _close(answer.probabilities, model.predict_proba(np.asarray(ROWS)))
+    # Its multiclass `predict` is a column of labels (n, 1), as MLflow answers it; binary not.
+    assert model.predict(np.asarray(ROWS)).ndim == 2 and runtime.mlflow_output == LABEL_COLUMN
+    binary = catboost.CatBoostClassifier(iterations=5, verbose=0, train_dir=str(tmp_path))
+    binary.fit(X, (Y == 1).astype(int))
+    assert binary.predict(np.asarray(ROWS)).ndim == 1
+    assert CatBoostRuntime(binary).mlflow_output == LABELS
     frame = pd.DataFrame({"size": XR[:, 0], "colour": np.where(XR[:, 1] > 0, "red", "blue")})
     reg = catboost.CatBoostRegressor(iterations=10, verbose=0, train_dir=str(tmp_path))
     reg.fit(frame, YR, cat_features=["colour"])
@@ -100,6 +118,7 @@ def test_catboost_classifier_regressor_and_categorical_columns(tmp_path: Any) ->
     got = cat.predict(frame.head(4).values.tolist())
     assert got.probabilities is None
     np.testing.assert_allclose(got.labels, reg.predict(frame.head(4)), rtol=1e-9)
+    assert cat.mlflow_output == LABELS
 
 
 class _Slow:
