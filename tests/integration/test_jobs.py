@@ -363,7 +363,7 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(
     name = _slow_model(registry)
     gateway = gateway_factory(models=f"{name}@production", max_job_rows="200000")
     workers = [worker_factory(), worker_factory()]
-    n = 100_000
+    n = 50_000  # ten chunks: a kill after the first lands with chunks running and queued
     accepted = submit(gateway, csv_body(make_rows(n, seed=21)), model=name)
     assert accepted.status_code == 202, accepted.text
     job_id = accepted.json()["job_id"]

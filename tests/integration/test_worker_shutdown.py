@@ -42,7 +42,7 @@ from tests.integration.test_jobs import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-ROWS = 100_000
+ROWS = 50_000  # ten chunks: a signal after the first lands mid-job with chunks left
 CHUNK_ROWS = int(JOB_SETTINGS["MODELGATE_CHUNK_SIZE"])
 VISIBILITY_SECONDS = "600"
 QUEUE = f"{KEY_PREFIX}modelgate"
