@@ -29,30 +29,46 @@ ResultChunk = tuple[list[Any] | None, ChunkResult]
 class ChunkStore(Protocol):
     """A job's chunk inputs and results, by job id and chunk number (0, 1, ...).
 
-    Every write is idempotent, because a Celery task can be delivered more than once. `delete`
-    removes only what the store itself wrote: a store that also accepts inputs by reference (an
-    object a user uploaded to a bucket) must record those as references and never delete them.
+    Every write is idempotent, because a Celery task can be delivered more than once. Every
+    delete (`delete_input`, `delete_result`, `delete`) removes only what the store itself wrote
+    under the job's id: a store that also accepts inputs by reference (an object a user uploaded
+    to a bucket) must record those as references and never delete them. Sizes are the bytes
+    stored, which the owner's stored-bytes cap counts (jobs.owner_usage).
     """
 
-    def write_input(self, job_id: str, n: int, rows: Rows, ids: Rows | None) -> None:
-        """Store chunk n's rows, and its pass-through ids when the job has any."""
+    def write_input(
+        self, job_id: str, n: int, rows: Rows, ids: Rows | None, expires_at: float | None = None
+    ) -> int:
+        """Store chunk n's rows, and its pass-through ids when the job has any, until
+        `expires_at` (Unix seconds; the store's TTL from now when None); the bytes stored."""
         ...
 
     def read_input(self, job_id: str, n: int) -> Rows | None:
         """Chunk n's rows; None once they are gone (the job was cancelled or expired)."""
         ...
 
-    def write_result(self, job_id: str, n: int, result: ChunkResult) -> bool:
-        """Store chunk n's result unless one is stored: True only if this call stored it.
+    def delete_input(self, job_id: str, n: int) -> int:
+        """Delete chunk n's rows once it is scored (its ids stay, for the results); the bytes
+        this call freed (0 if they were gone already)."""
+        ...
+
+    def write_result(self, job_id: str, n: int, result: ChunkResult) -> int:
+        """Store chunk n's result unless one is stored, to expire with the job: the bytes this
+        call stored (0 if it stored nothing).
 
         Never overwrites, so a redelivered chunk changes nothing. A store that can check it
-        atomically with the write also refuses (False) once the job is no longer active; one
+        atomically with the write also refuses (0) once the job is no longer active; one
         that cannot leaves that to JobStore.finish_chunk, which then takes the result back.
         """
         ...
 
     def delete_result(self, job_id: str, n: int) -> None:
         """Take back chunk n's result, written by this store for a job that stopped meanwhile."""
+        ...
+
+    def keep_results(self, job_id: str, chunks: int, until: float) -> None:
+        """Keep the ids and results of the job's `chunks` chunks until `until` (Unix seconds),
+        their retention from when the job succeeded, and no input left longer than that."""
         ...
 
     def iter_results(self, job_id: str, chunks: int) -> Iterator[ResultChunk]:
@@ -65,18 +81,25 @@ class ChunkStore(Protocol):
 
 
 #: Store chunk n's result only while the job is active, and only once, in one step: a cancel
-#: that set the record's status first can never see the result appear after it.
-#: KEYS: the record, the result. ARGV: the result, its TTL, then the active states as stored.
+#: that set the record's status first can never see the result appear after it. The result
+#: expires with the record. KEYS: the record, the result. ARGV: the result, the TTL (ms) if the
+#: record has none, then the active states as stored. 1 if stored, 0 if stored already, -1 if
+#: the job is not active.
 _WRITE_RESULT_WHILE_ACTIVE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 for i = 3, #ARGV do
   if status == ARGV[i] then
-    if redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2], 'NX') then return 1 end
+    local ttl = redis.call('PTTL', KEYS[1])
+    if ttl <= 0 then ttl = ARGV[2] end
+    if redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl, 'NX') then return 1 end
     return 0
   end
 end
 return -1
 """
+
+#: Keys changed per round trip when a job's keys are deleted or their retention set.
+_BATCH = 1000
 
 
 class RedisChunkStore:
@@ -96,24 +119,54 @@ class RedisChunkStore:
     def _key(self, job_id: str, part: str, n: int) -> str:
         return job_key(self.prefix, job_id, f"{part}:{n}")
 
-    def write_input(self, job_id: str, n: int, rows: Rows, ids: Rows | None) -> None:
+    def write_input(
+        self, job_id: str, n: int, rows: Rows, ids: Rows | None, expires_at: float | None = None
+    ) -> int:
+        at = int(expires_at * 1000) if expires_at is not None else None
+        ex = None if at is not None else self.ttl
+        encoded_rows = orjson.dumps(rows)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self._key(job_id, "in", n), orjson.dumps(rows), ex=self.ttl)
+        pipe.set(self._key(job_id, "in", n), encoded_rows, ex=ex, pxat=at)
+        size = len(encoded_rows)
         if ids is not None:
-            pipe.set(self._key(job_id, "ids", n), orjson.dumps(ids), ex=self.ttl)
+            encoded_ids = orjson.dumps(ids)
+            pipe.set(self._key(job_id, "ids", n), encoded_ids, ex=ex, pxat=at)
+            size += len(encoded_ids)
         pipe.execute()
+        return size
+
+    def delete_input(self, job_id: str, n: int) -> int:
+        key = self._key(job_id, "in", n)
+        pipe = self.redis.pipeline(transaction=True)  # the size of exactly what DEL deleted
+        pipe.strlen(key)
+        pipe.delete(key)
+        size, deleted = pipe.execute()
+        return int(size) if deleted else 0
 
     def read_input(self, job_id: str, n: int) -> Rows | None:
         raw = self.redis.get(self._key(job_id, "in", n))
         return None if raw is None else orjson.loads(raw)
 
-    def write_result(self, job_id: str, n: int, result: ChunkResult) -> bool:
+    def write_result(self, job_id: str, n: int, result: ChunkResult) -> int:
         keys = [job_key(self.prefix, job_id), self._key(job_id, "out", n)]
-        args: list[EncodableT] = [orjson.dumps(result), self.ttl, *self._active]
-        return int(self._write_result(keys=keys, args=args)) == 1
+        encoded_result = orjson.dumps(result)
+        args: list[EncodableT] = [encoded_result, self.ttl * 1000, *self._active]
+        stored = int(self._write_result(keys=keys, args=args)) == 1
+        return len(encoded_result) if stored else 0
 
     def delete_result(self, job_id: str, n: int) -> None:
         self.redis.delete(self._key(job_id, "out", n))
+
+    def keep_results(self, job_id: str, chunks: int, until: float) -> None:
+        at = int(until * 1000)
+        # An input left (its worker died between counting the chunk and deleting it) too.
+        parts = ("in", "ids", "out")
+        keys = [self._key(job_id, part, n) for n in range(chunks) for part in parts]
+        for start in range(0, len(keys), _BATCH):
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys[start : start + _BATCH]:
+                pipe.pexpireat(key, at)
+            pipe.execute()
 
     def iter_results(self, job_id: str, chunks: int) -> Iterator[ResultChunk]:
         for n in range(chunks):
@@ -128,5 +181,5 @@ class RedisChunkStore:
     def delete(self, job_id: str, chunks: int) -> None:
         # Every key here is this store's own: inputs by reference do not exist in Redis.
         keys = [self._key(job_id, part, n) for n in range(chunks) for part in ("in", "ids", "out")]
-        for start in range(0, len(keys), 1000):
-            self.redis.delete(*keys[start : start + 1000])
+        for start in range(0, len(keys), _BATCH):
+            self.redis.delete(*keys[start : start + _BATCH])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -19,7 +20,6 @@ from redis.exceptions import RedisError
 from jobs.celery_app import PREDICT_CHUNK, create_celery_app
 from jobs.chunks import ResultChunk, Rows
 from jobs.errors import (
-    JobLimitExceeded,
     JobNotFinished,
     JobNotFound,
     JobResultsDeleted,
@@ -27,6 +27,7 @@ from jobs.errors import (
     unavailable_on_redis_error,
 )
 from jobs.idempotency import Idempotency, IdempotencyClaim
+from jobs.owner_usage import Usage
 from jobs.record import FAILED, SUCCEEDED, JobRecord, new_job_id
 from jobs.store import JobStore
 from kernel.settings import SharedSettings
@@ -44,10 +45,21 @@ class JobClient:
             settings.redis_url, socket_timeout=10, socket_connect_timeout=timeout
         )
         self.store = JobStore(
-            self.redis, settings.key_prefix, settings.job_ttl_seconds, settings.chunk_size
+            self.redis,
+            settings.key_prefix,
+            settings.job_ttl_seconds,
+            settings.chunk_size,
+            results_ttl_seconds=settings.job_results_ttl_seconds,
         )
+        # Kept as long as the job may be: a retry finds the job while it exists.
         self.idempotency = Idempotency(
-            self.redis, self.store, settings.key_prefix, settings.job_ttl_seconds
+            self.redis, self.store, settings.key_prefix, self.store.lifetime
+        )
+        #: The per-owner caps: running-job slots, stored rows, stored bytes.
+        self.caps = Usage(
+            settings.max_running_jobs_per_owner,
+            settings.max_stored_rows_per_owner,
+            settings.max_stored_bytes_per_owner,
         )
         self.celery = create_celery_app(settings)
 
@@ -55,20 +67,6 @@ class JobClient:
         self.redis.close()
 
     # -- submit ----------------------------------------------------------------------------
-
-    def check_owner_caps(self, owner: str, more_rows: int = 0) -> None:
-        with unavailable_on_redis_error():
-            active, stored = self.store.owner_usage(owner)
-        if active >= self.settings.max_running_jobs_per_owner:
-            raise JobLimitExceeded(
-                f"{active} jobs are queued or running for this owner; "
-                f"the limit is {self.settings.max_running_jobs_per_owner}"
-            )
-        if stored + more_rows > self.settings.max_stored_rows_per_owner:
-            raise JobLimitExceeded(
-                f"this owner stores {stored} rows in unexpired jobs; with {more_rows} more it "
-                f"would pass the limit of {self.settings.max_stored_rows_per_owner}"
-            )
 
     def claim(self, owner: str, key: str, body_sha256: str) -> JobRecord | IdempotencyClaim | None:
         """For an Idempotency-Key: the job it made, the claim to make it (pass it to `submit`),
@@ -89,9 +87,13 @@ class JobClient:
     ) -> JobRecord:
         """Store every chunk, then the record, then enqueue one task per chunk.
 
-        `chunks` validates while it is read; if it raises, what was stored is deleted and
-        nothing is queued. With a claim, the job is remembered under its key once queued, and
-        the claim is released without a job if anything fails.
+        The job takes one of the owner's running-job slots before its first chunk is read, and
+        its stored rows and bytes once the last is stored, each checked against the caps in the
+        same step (JobLimitExceeded past one), so that concurrent submissions never pass them;
+        every chunk stored is checked too, so that an upload too large is refused early.
+        `chunks` validates while it is read; if it (or a cap) raises, what was stored is
+        deleted, the share freed, and nothing is queued. With a claim, the job is remembered
+        under its key once queued, and the claim is released without a job if anything fails.
         """
         try:
             record = self._submit(owner, model, version, id_columns, classes, chunks)
@@ -114,24 +116,37 @@ class JobClient:
         classes: list[Any] | None,
         chunks: Iterable[tuple[Rows, Rows | None]],
     ) -> JobRecord:
-        self.check_owner_caps(owner)
         job_id = new_job_id()
-        count = rows = 0
+        # The job's data, its record included, expires this long after its submission began.
+        expires = time.time() + self.settings.job_ttl_seconds
+        usage, caps = self.store.usage, self.caps
+        count = rows = size = 0
         try:
             with unavailable_on_redis_error():
+                usage.reserve(owner, job_id, caps, expires, slot=True)
                 for chunk_rows, ids in chunks:
-                    self.store.chunks.write_input(job_id, count, chunk_rows, ids)
+                    size += self.store.chunks.write_input(job_id, count, chunk_rows, ids, expires)
                     count += 1
                     rows += len(chunk_rows)
-            self.check_owner_caps(owner, rows)
+                    # Only looked at: shares taken half-way would let concurrent uploads at the
+                    # cap refuse each other, all of them.
+                    usage.reserve(owner, job_id, caps, expires, rows=rows, size=size, check=True)
+                usage.reserve(owner, job_id, caps, expires, rows=rows, size=size)
+                record = JobRecord(
+                    job_id,
+                    owner,
+                    model,
+                    version,
+                    rows,
+                    count,
+                    id_columns=id_columns,
+                    classes=classes,
+                    expires=expires,
+                )
+                self.store.create(record)
         except BaseException:
-            self._discard_quietly(job_id, count + 1)
+            self._discard_quietly(owner, job_id, count + 1)
             raise
-        record = JobRecord(
-            job_id, owner, model, version, rows, count, id_columns=id_columns, classes=classes
-        )
-        with unavailable_on_redis_error():
-            self.store.create(record)
         self.enqueue(record)
         logger.info(
             "job submitted",
@@ -157,10 +172,12 @@ class JobClient:
                 )
             raise QueueUnavailable("the job queue is unavailable; retry shortly") from None
 
-    def _discard_quietly(self, job_id: str, chunks: int) -> None:
+    def _discard_quietly(self, owner: str, job_id: str, chunks: int) -> None:
         try:
             self.store.chunks.delete(job_id, chunks)
+            self.store.usage.release(owner, job_id)
         except RedisError:
+            # Both expire with the job's TTL: the share is dropped once its data expired.
             logger.warning("could not delete the chunks of refused job %s", job_id)
 
     # -- read ------------------------------------------------------------------------------
@@ -187,6 +204,10 @@ class JobClient:
             raise JobNotFinished(f"the job is {record.status}; results come once it succeeded")
         if record.deleted is not None:
             raise JobResultsDeleted("the job succeeded, and its results were deleted since")
+        if record.results_expired(time.time()):
+            raise JobResultsDeleted(
+                "the job succeeded, and its results expired since (job_results_ttl_seconds)"
+            )
         return self.store.chunks.iter_results(record.id, record.chunks)
 
     def cancel(self, record: JobRecord) -> JobRecord:

@@ -59,8 +59,12 @@ class JobRecord:
     finished: float | None = None
     error_code: str | None = None
     error_message: str | None = None
-    #: When its inputs and results were deleted (DELETE /v1/jobs/{id}); None while kept.
+    #: When its inputs and results were deleted (DELETE /v1/jobs/{id}, a cancel or a failure);
+    #: None while kept.
     deleted: float | None = None
+    #: When its data expires: its submission's start plus the job TTL, and once it succeeded,
+    #: when its results go (the record stays an hour longer). None in records made before it.
+    expires: float | None = None
 
     def to_hash(self) -> dict[str, bytes]:
         """The record as its Redis hash stores it: one orjson-encoded value per field."""
@@ -73,11 +77,9 @@ class JobRecord:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    @property
-    def holds_data(self) -> bool:
-        """Whether its inputs and results are still stored (what the stored-rows cap counts)."""
-        # A job cancelled before `deleted` existed has no such mark, but no data either.
-        return self.deleted is None and self.status != CANCELLED
+    def results_expired(self, now: float) -> bool:
+        """Whether a succeeded job's results were kept for their retention and are gone."""
+        return self.status == SUCCEEDED and self.expires is not None and now >= self.expires
 
     def public(self, rows_done: int) -> dict[str, Any]:
         """What `GET /v1/jobs/{id}` answers."""
@@ -93,6 +95,7 @@ class JobRecord:
             "started": self.started,
             "finished": self.finished,
             "deleted": self.deleted,
+            "expires": self.expires,
             "id_columns": self.id_columns,
         }
         if self.error_code:

@@ -1,7 +1,11 @@
 """Job records, progress and owner indices in the durable Redis (key layout: jobs.keys).
 
 The chunk data itself (inputs, ids, results) is the ChunkStore's (jobs.chunks); JobStore only
-decides, atomically against the record's status, whether a finished chunk still counts.
+decides, atomically against the record's status, whether a finished chunk still counts. Every
+status change changes the job's share of its owner's caps (jobs.owner_usage) in the same
+script: leaving queued or running frees its running-job slot; failing or being cancelled
+deletes its data and frees the rest of its share; succeeding keeps its rows and bytes until
+its results' retention ends, when the results expire.
 """
 
 from __future__ import annotations
@@ -10,40 +14,84 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from redis import Redis
 from redis.typing import EncodableT
 
 from jobs.chunks import ChunkResult, ChunkStore, RedisChunkStore, Rows
 from jobs.keys import all_jobs_key, job_key, owner_key
-from jobs.record import ACTIVE, CANCELLED, QUEUED, SUCCEEDED, TRANSITIONS, JobRecord, encoded
+from jobs.owner_usage import LUA_SHARES, OwnerUsage, Usage
+from jobs.record import (
+    ACTIVE,
+    CANCELLED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    TRANSITIONS,
+    JobRecord,
+    encoded,
+)
 
 _EVERY_STATUS = frozenset(TRANSITIONS) | {QUEUED}
 
+#: How long a succeeded job's record outlives its results, so that `GET /v1/jobs/{id}` still
+#: answers (and its results 410, not 404) for a while after they went.
+RECORD_OUTLIVES_RESULTS_SECONDS = 3600
+
 #: Set fields of a record only if its status is one of the given ones, checked and set in one
-#: step (a plain HSET would also bring an expired record back as a fragment without a TTL).
-#: KEYS: the record. ARGV: n, n statuses as stored, then field, value pairs. 1 if set, else 0.
-_CHANGE_IF_STATUS = """
+#: step (a plain HSET would also bring an expired record back as a fragment without a TTL),
+#: and change the job's share with it. Mode `keep` (succeeded): free the running-job slot, the
+#: data now expires at `until` (the record at `record until`), progress keys go. Mode `drop`
+#: (failed, cancelled, deleted; refused if the data was deleted already): free the whole share.
+#: KEYS: the record, the owner's usage, shares and expiry, the job's deliveries and done keys.
+#: ARGV: job, mode ('', keep, drop), until (ms), record until (ms), n, n statuses as stored,
+#: then field, value pairs. 1 if set, else 0.
+_MOVE = (
+    LUA_SHARES
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
-local n = tonumber(ARGV[1])
-for i = 2, n + 1 do
-  if status == ARGV[i] then
-    redis.call('HSET', KEYS[1], unpack(ARGV, n + 2))
-    return 1
-  end
+local mode = ARGV[2]
+if mode == 'drop' then
+  local deleted = redis.call('HGET', KEYS[1], 'deleted')
+  if deleted and deleted ~= 'null' then return 0 end
 end
-return 0
+local n = tonumber(ARGV[5])
+local allowed = false
+for i = 6, n + 5 do
+  if status == ARGV[i] then allowed = true end
+end
+if not allowed then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, n + 6))
+if mode == 'keep' then
+  local old = share_of(KEYS[3], ARGV[1])
+  if old then
+    set_share(KEYS[2], KEYS[3], ARGV[1], old, {0, old[2], old[3]})
+    -- Never earlier here: the data keys get their new expiry only after this script.
+    redis.call('ZADD', KEYS[4], 'XX', 'GT', ARGV[3], ARGV[1])
+  end
+  redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+  redis.call('DEL', KEYS[5], KEYS[6])
+elseif mode == 'drop' then
+  drop_share(KEYS[2], KEYS[3], KEYS[4], ARGV[1])
+  redis.call('DEL', KEYS[5])
+end
+return 1
 """
+)
 
 #: Count chunk n as done only while the job is active, so that progress never moves after a
 #: cancel. A chunk already done still counts (a redelivery) unless the job's data was deleted.
-#: KEYS: the record, the done set. ARGV: n, the set's TTL, the encoded null, the active states.
-#: The number of chunks done, or -1 if chunk n does not count.
-_COMMIT_CHUNK = """
+#: The bytes of the result this delivery stored join the job's share.
+#: KEYS: the record, the done set, the owner's usage and shares. ARGV: n, job, the bytes
+#: stored, the active states. The number of chunks done, or -1 if chunk n does not count.
+_COMMIT_CHUNK = (
+    LUA_SHARES
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 local deleted = redis.call('HGET', KEYS[1], 'deleted')
-if deleted and deleted ~= ARGV[3] then return -1 end
+if deleted and deleted ~= 'null' then return -1 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then
   local active = false
   for i = 4, #ARGV do
@@ -51,15 +99,24 @@ if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then
   end
   if not active then return -1 end
   redis.call('SADD', KEYS[2], ARGV[1])
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+local stored = tonumber(ARGV[3])
+if stored > 0 then
+  local old = share_of(KEYS[4], ARGV[2])
+  if old then set_share(KEYS[3], KEYS[4], ARGV[2], old, {old[1], old[2], old[3] + stored}) end
 end
 return redis.call('SCARD', KEYS[2])
 """
+)
 
 
 class JobStore:
     """All reads and writes of job records and progress; synchronous (the worker, and the
-    gateway's threads). `chunks` holds the chunk data (RedisChunkStore on `redis` by default)."""
+    gateway's threads). `chunks` holds the chunk data (RedisChunkStore on `redis` by default);
+    `usage` the owners' shares of the caps. A succeeded job's results are kept for
+    `results_ttl_seconds` (the job TTL when None)."""
 
     def __init__(
         self,
@@ -68,15 +125,26 @@ class JobStore:
         ttl_seconds: int,
         chunk_size: int,
         chunks: ChunkStore | None = None,
+        results_ttl_seconds: int | None = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl = ttl_seconds
+        self.results_ttl = results_ttl_seconds or ttl_seconds
         self.chunk_size = chunk_size
         self.chunks: ChunkStore = chunks or RedisChunkStore(redis, prefix, ttl_seconds)
-        self._change_if_status = redis.register_script(_CHANGE_IF_STATUS)
+        # Every share ends within `lifetime` of its job's submission: the owner's keys, kept
+        # that long after its last one (and an hour for clocks that differ), then hold nothing.
+        self.usage = OwnerUsage(redis, prefix, keep_seconds=self.lifetime + 3600)
+        self._move_script = redis.register_script(_MOVE)
         self._commit_chunk = redis.register_script(_COMMIT_CHUNK)
         self._active = [encoded(status) for status in sorted(ACTIVE)]
+
+    @property
+    def lifetime(self) -> int:
+        """The longest a job's record can live, from its submission: it ran for the job TTL,
+        then succeeded, and its results were kept."""
+        return self.ttl + self.results_ttl + RECORD_OUTLIVES_RESULTS_SECONDS
 
     def key(self, job_id: str, part: str = "") -> str:
         """The job's record key, or with `part` one of its progress keys (`done`, ...)."""
@@ -85,12 +153,18 @@ class JobStore:
     # -- records ---------------------------------------------------------------------------
 
     def create(self, record: JobRecord) -> None:
-        """Store a new record (expiring with the job) and index it by owner and creation."""
+        """Store a new record, expiring at its `expires` (the job TTL from now when None), and
+        index it by owner and creation; index entries older than any record are dropped."""
+        expires = record.expires if record.expires is not None else time.time() + self.ttl
+        cutoff = f"({time.time() - self.lifetime}"
+        owner_index = owner_key(self.prefix, record.owner)
         pipe = self.redis.pipeline()
         pipe.hset(self.key(record.id), mapping=record.to_hash())  # type: ignore[arg-type]
-        pipe.expire(self.key(record.id), self.ttl)
-        pipe.zadd(all_jobs_key(self.prefix), {record.id: record.created})
-        pipe.zadd(owner_key(self.prefix, record.owner), {record.id: record.created})
+        pipe.pexpireat(self.key(record.id), int(expires * 1000))
+        for index in (all_jobs_key(self.prefix), owner_index):
+            pipe.zadd(index, {record.id: record.created})
+            pipe.zremrangebyscore(index, "-inf", cutoff)
+        pipe.expire(owner_index, self.lifetime)
         pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -103,49 +177,76 @@ class JobStore:
         key = owner_key(self.prefix, owner) if owner is not None else all_jobs_key(self.prefix)
         return [i.decode() for i in self.redis.zrevrange(key, 0, limit - 1)]  # type: ignore[union-attr]
 
-    def owner_usage(self, owner: str) -> tuple[int, int]:
-        """(jobs queued or running, rows stored) over the owner's unexpired jobs."""
-        index = owner_key(self.prefix, owner)
-        ids = [i.decode() for i in self.redis.zrange(index, 0, -1)]  # type: ignore[union-attr]
-        active = stored = 0
-        expired = []
-        for job_id in ids:
-            record = self.get(job_id)
-            if record is None:
-                expired.append(job_id)
-                continue
-            if record.status in ACTIVE:
-                active += 1
-            if record.holds_data:
-                stored += record.rows
-        if expired:
-            self.redis.zrem(index, *expired)
-            self.redis.zrem(all_jobs_key(self.prefix), *expired)
-        return active, stored
+    def owner_usage(self, owner: str) -> Usage:
+        """The owner's running-job slots, stored rows and bytes over its unexpired jobs: O(1)
+        (amortised: the shares of jobs whose data expired are dropped first)."""
+        return self.usage.read(owner)
 
     # -- state changes ---------------------------------------------------------------------
 
     def update(self, job_id: str, *, status: str, **fields: Any) -> bool:
         """Move the job to `status` (setting `fields` too) if TRANSITIONS allows it from the
-        status it has now, checked and set atomically; False if not (or if it expired)."""
-        return self._change(job_id, TRANSITIONS[status], {"status": status, **fields})
+        status it has now, checked and set atomically; False if not (or if it expired).
 
-    def _change(self, job_id: str, allowed: Iterable[str], fields: dict[str, Any]) -> bool:
+        Succeeded: the job's ids, results and share are kept for the results' retention (its
+        `expires`), the record an hour longer. Failed or cancelled: its data is deleted (a
+        failed job's results are never read), marked `deleted`, and its share freed.
+        """
+        allowed = TRANSITIONS[status]
+        if status == RUNNING:
+            return self._move(job_id, allowed, {"status": status, **fields})
+        job = self._owner_and_chunks(job_id)
+        if job is None:
+            return False
+        owner, chunks = job
+        if status == SUCCEEDED:
+            until = time.time() + self.results_ttl
+            changes = {"status": status, **fields, "expires": until}
+            if not self._move(job_id, allowed, changes, owner, "keep", until):
+                return False
+            self.chunks.keep_results(job_id, chunks, until)
+            self.usage.set_expiry(owner, job_id, until)  # now the data keys expire then too
+            return True
+        fields.setdefault("deleted", time.time())
+        if not self._move(job_id, allowed, {"status": status, **fields}, owner, "drop"):
+            return False
+        self.chunks.delete(job_id, chunks)
+        return True
+
+    def _move(
+        self,
+        job_id: str,
+        allowed: Iterable[str],
+        fields: dict[str, Any],
+        owner: str = "",
+        mode: str = "",
+        until: float = 0.0,
+    ) -> bool:
         states = [encoded(s) for s in sorted(allowed)]
         pairs = [part for name, value in fields.items() for part in (name, encoded(value))]
-        args: list[EncodableT] = [len(states), *states, *pairs]
-        return int(self._change_if_status(keys=[self.key(job_id)], args=args)) == 1
+        record_until = until + RECORD_OUTLIVES_RESULTS_SECONDS
+        args: list[EncodableT] = [job_id, mode, int(until * 1000), int(record_until * 1000)]
+        args += [len(states), *states, *pairs]
+        keys = [self.key(job_id), *self.usage.keys(owner)]
+        keys += [self.key(job_id, "deliveries"), self.key(job_id, "done")]
+        return int(self._move_script(keys=keys, args=args)) == 1
+
+    def _owner_and_chunks(self, job_id: str) -> tuple[str, int] | None:
+        owner, chunks = self.redis.hmget(self.key(job_id), ["owner", "chunks"])
+        if owner is None or chunks is None:
+            return None
+        return orjson.loads(owner), int(orjson.loads(chunks))
 
     def cancel(self, record: JobRecord) -> JobRecord:
         """Cancel an active job and delete its inputs and results; the record stays.
 
         A job that finished first keeps its status (succeeded or failed) and loses its data all
-        the same, so that it frees the owner's stored rows; its results are gone.
+        the same, so that it frees the owner's stored rows and bytes; its results are gone.
         """
         now = time.time()
-        cancelled = self.update(record.id, status=CANCELLED, finished=now, deleted=now)
-        if not cancelled and record.deleted is None:
-            self._change(record.id, _EVERY_STATUS, {"deleted": now})
+        changes = {"status": CANCELLED, "finished": now, "deleted": now}
+        if not self._move(record.id, ACTIVE, changes, record.owner, "drop"):
+            self._move(record.id, _EVERY_STATUS, {"deleted": now}, record.owner, "drop")
         # After the status: from then on no chunk result is written or counted (finish_chunk).
         self.chunks.delete(record.id, record.chunks)
         return self.get(record.id) or record
@@ -179,16 +280,19 @@ class JobStore:
         return bool(self.redis.sismember(self.key(job_id, "done"), str(n)))
 
     def chunk_input(self, job_id: str, n: int) -> Rows | None:
-        """Chunk n's rows for the worker; None once they are gone (cancelled, expired)."""
+        """Chunk n's rows for the worker; None once they are gone (scored, cancelled, expired)."""
         return self.chunks.read_input(job_id, n)
 
     def finish_chunk(self, job_id: str, n: int, result: ChunkResult) -> int | None:
-        """Store chunk n's result once and count it done; how many chunks are done, or None if
-        the job stopped (cancelled, failed, deleted, expired) and the chunk no longer counts."""
+        """Store chunk n's result once and count it done, then delete its input; how many
+        chunks are done, or None if the job stopped (cancelled, failed, deleted, expired) and
+        the chunk no longer counts."""
         stored = self.chunks.write_result(job_id, n, result)
-        keys = [self.key(job_id), self.key(job_id, "done")]
-        args: list[EncodableT] = [n, self.ttl, encoded(None), *self._active]
-        done = int(self._commit_chunk(keys=keys, args=args))
+        job = self._owner_and_chunks(job_id)
+        owner = job[0] if job is not None else ""
+        keys = [self.key(job_id), self.key(job_id, "done"), *self.usage.keys(owner)[:2]]
+        args: list[EncodableT] = [n, job_id, stored, *self._active]
+        done = int(self._commit_chunk(keys=keys, args=args)) if job is not None else -1
         if done < 0:
             if stored:
                 # The job stopped after this result was written: take it back. A store that
@@ -196,4 +300,7 @@ class JobStore:
                 # the chunks, and only this removes it.
                 self.chunks.delete_result(job_id, n)
             return None
+        # Only after the count: a redelivery finds the chunk done and never needs its input.
+        # (A crash in between leaves the input, still counted, until the job's data expires.)
+        self.usage.add_bytes(owner, job_id, -self.chunks.delete_input(job_id, n))
         return done

@@ -59,7 +59,12 @@ class SharedSettings(RegistrySettings):
     """Deliveries of one chunk (crashes included) before its job fails."""
 
     job_ttl_seconds: int = Field(default=24 * 3600, ge=60)
-    """How long jobs, their inputs and results are kept."""
+    """How long a job, its record, inputs and results, are kept from its submission, unless it
+    succeeds first (then `job_results_ttl_seconds` applies from then on)."""
+
+    job_results_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    """How long a succeeded job's results (and ids) are kept from when it succeeded; its record
+    an hour longer, whose results then answer 410 `job_results_deleted`."""
 
     max_job_rows: int = Field(default=1_000_000, ge=1)
     """Most rows one batch job may carry."""
@@ -72,6 +77,10 @@ class SharedSettings(RegistrySettings):
 
     max_stored_rows_per_owner: int = Field(default=5_000_000, ge=1)
     """Rows one owner may keep stored across unexpired jobs (inputs and results)."""
+
+    max_stored_bytes_per_owner: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    """Bytes one owner may keep stored across unexpired jobs: its inputs, ids and results as
+    stored in the durable Redis (orjson), counted as they are stored and freed as they go."""
 
     runtime: Literal["auto", "native", "sklearn"] = "auto"
     """Model runtime: `auto` serves a version's verified ONNX twin with onnxruntime when it has

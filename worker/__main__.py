@@ -37,7 +37,11 @@ def runner_factory(settings: WorkerSettings) -> Callable[[], ChunkRunner]:
                 socket_connect_timeout=max(settings.redis_timeout_seconds, 1.0),
             )
             store = JobStore(
-                redis, settings.key_prefix, settings.job_ttl_seconds, settings.chunk_size
+                redis,
+                settings.key_prefix,
+                settings.job_ttl_seconds,
+                settings.chunk_size,
+                results_ttl_seconds=settings.job_results_ttl_seconds,
             )
             runner = ChunkRunner(
                 store,

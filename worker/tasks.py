@@ -96,6 +96,7 @@ class ChunkRunner:
         if deliveries > self.max_deliveries:
             self.fail(job_id, "chunk_crashed", f"chunk {n} failed {self.max_deliveries} times")
             return "failed"
+        # Before its input is read: a chunk's input is deleted once its result is counted.
         if self.store.is_done(job_id, n):
             DUPLICATE_CHUNKS.inc()
             return "duplicate"  # a redelivery of a chunk already stored
@@ -105,7 +106,9 @@ class ChunkRunner:
             self.store.update(job_id, status=RUNNING, started=time.time())
         rows = self.store.chunk_input(job_id, n)
         if rows is None:
-            return "skipped"  # cancelled meanwhile: inputs are gone
+            # Gone: cancelled or failed meanwhile, or scored by another delivery of the chunk
+            # since is_done (it deleted the input once the chunk counted).
+            return "skipped"
         started = time.perf_counter()
         try:
             try:
@@ -144,7 +147,8 @@ class ChunkRunner:
 
     def fail(self, job_id: str, code: str, message: str) -> None:
         """Fail the job for chunk failure `code`, unless it is no longer active (a cancelled or
-        finished job keeps its status)."""
+        finished job keeps its status). Failing deletes its data and frees its running-job
+        slot and stored rows and bytes (JobStore.update)."""
         CHUNK_FAILURES.labels(code).inc()
         extra = {"job_id": job_id, "error_code": code}
         if self.store.update(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from devstack.processes import RedisServer
 from jobs.chunks import ChunkResult, RedisChunkStore
 from jobs.errors import IdempotencyConflict, IdempotencyInProgress, JobResultsDeleted
 from jobs.idempotency import Idempotency, IdempotencyClaim
+from jobs.owner_usage import Usage
 from jobs.record import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord
 from jobs.store import JobStore
 from registry.model import Prediction
@@ -27,6 +29,8 @@ from worker.tasks import ChunkRunner
 pytestmark = pytest.mark.integration
 
 TTL = 600
+#: Caps no test here reaches (tests/integration/test_job_counters.py tests the caps).
+CAPS = Usage(100, 10**6, 10**9)
 
 
 @pytest.fixture
@@ -46,9 +50,16 @@ def store(redis: Redis, prefix: str) -> JobStore:
 
 
 def new_job(store: JobStore, chunks: int = 2, status: str = QUEUED) -> JobRecord:
-    record = JobRecord(secrets.token_hex(16), "acme", "iris", 1, rows=2 * chunks, chunks=chunks)
+    """A job stored as JobClient.submit stores one: its share reserved chunk by chunk."""
+    expires = time.time() + TTL
+    record = JobRecord(
+        secrets.token_hex(16), "acme", "iris", 1, rows=2 * chunks, chunks=chunks, expires=expires
+    )
+    store.usage.reserve("acme", record.id, CAPS, expires, slot=True)
     for n in range(chunks):
-        store.chunks.write_input(record.id, n, [[1.0], [2.0]], [[f"r{n}a"], [f"r{n}b"]])
+        ids = [[f"r{n}a"], [f"r{n}b"]]
+        size = store.chunks.write_input(record.id, n, [[1.0], [2.0]], ids, expires)
+        store.usage.reserve("acme", record.id, CAPS, expires, rows=2, size=size)
     store.create(record)
     if status != QUEUED:
         assert store.update(record.id, status=status)
@@ -132,7 +143,7 @@ def test_a_worker_that_read_the_record_before_the_cancel_does_not_restart_the_jo
     assert runner(StaleReads(store, stale)).run(record.id, 0) == "skipped"
     after = store.get(record.id)
     assert after is not None and after.status == CANCELLED and after.started is None
-    assert store.owner_usage("acme") == (0, 0)  # no running-job slot, no stored rows
+    assert store.owner_usage("acme") == Usage(0, 0, 0)  # no running-job slot, rows or bytes
 
 
 def test_a_chunk_that_finishes_after_a_cancel_leaves_no_result_and_no_progress(
@@ -152,8 +163,8 @@ def test_a_chunk_that_finishes_after_a_cancel_leaves_no_result_and_no_progress(
 class UnguardedChunkStore(RedisChunkStore):
     """A store that cannot check the job's status when it writes (as object storage)."""
 
-    def write_result(self, job_id: str, n: int, result: ChunkResult) -> bool:
-        return bool(self.redis.set(self._key(job_id, "out", n), b"{}", ex=self.ttl, nx=True))
+    def write_result(self, job_id: str, n: int, result: ChunkResult) -> int:
+        return 2 if self.redis.set(self._key(job_id, "out", n), b"{}", ex=self.ttl, nx=True) else 0
 
 
 def test_a_result_a_store_wrote_after_the_cancel_is_taken_back(redis: Redis, prefix: str) -> None:
@@ -202,14 +213,16 @@ def test_delete_of_a_succeeded_job_keeps_its_status_and_deletes_its_data(
     from kernel.settings import SharedSettings
 
     record = _succeeded(store)
-    assert store.owner_usage("acme") == (0, 4)
+    # Its rows, and the bytes of its ids and results (its inputs went as they were scored).
+    kept = [store.redis.strlen(k) for k in store.redis.scan_iter(store.key(record.id, "*:*"))]
+    assert store.owner_usage("acme") == Usage(0, 4, sum(kept)) and len(kept) == 4
     deleted = store.cancel(record)
     assert deleted.status == SUCCEEDED and deleted.deleted is not None
     assert deleted.finished == record.finished
     assert store.rows_done(deleted) == 4
     for part in ("in", "ids", "out"):
         assert list(store.redis.scan_iter(store.key(record.id, f"{part}:*"))) == [], part
-    assert store.owner_usage("acme") == (0, 0)
+    assert store.owner_usage("acme") == Usage(0, 0, 0)
     client = JobClient(SharedSettings(redis_url=redis_durable.url, key_prefix=prefix))
     try:
         with pytest.raises(JobResultsDeleted):
