@@ -58,6 +58,23 @@ class GatewaySettings(SharedSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     """Largest request body, enforced while it streams in."""
 
+    max_job_line_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """Longest line of a CSV or NDJSON job upload, its line ending not counted (a CSV record
+    whose quoted cell spans lines counts them all), and longest row of a JSON one (an instance,
+    a record, an `ids` entry; any one value): past it, 413 `body_too_large` naming this limit,
+    as soon as that much has been read. A line is never held whole past it, so it bounds what
+    one upload costs the gateway's memory besides its chunk."""
+
+    max_job_id_bytes: int = Field(default=1024, ge=16)
+    """Longest id value in a job upload, in UTF-8 bytes, in every format (a CSV id cell, an
+    NDJSON or JSON id column's text, an entry of `ids`): past it, 422 `invalid_input` naming
+    this limit."""
+
+    max_job_cell_bytes: int = Field(default=4096, ge=16, le=128 * 1024)
+    """Longest value of a feature in a job upload, in UTF-8 bytes: a CSV cell, a JSON or NDJSON
+    string. Past it, 422 `invalid_input` naming this limit. At most 128 KiB (Python's csv module
+    reads no longer field)."""
+
     predict_threads: int = Field(default=2, ge=1)
     """Threads that run model calls, off the event loop (model calls running at once)."""
 

@@ -1,4 +1,5 @@
-"""What every batch-job upload reader shares: the `Chunk` it yields and the upload-wide errors.
+"""What every batch-job upload reader shares: the `Chunk` it yields, the `UploadLimits` it
+keeps to, and the upload-wide errors.
 
 The readers (`csv_rows`, `ndjson_rows`, `json_rows`) import these; `uploads` chooses the reader.
 """
@@ -10,11 +11,57 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from gateway.http.errors import BodyTooLarge
 from kernel.errors import InvalidInput
 from registry.signature import quote_names
 
 #: The JSON values an id may be (ids are passed through to the results, never nested).
 JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one part of an upload may be, in bytes (GatewaySettings' `max_job_*_bytes`).
+
+    Every reader holds at most about `line_bytes` of the upload at a time besides its chunk.
+    """
+
+    line_bytes: int = 64 * 1024
+    """A CSV record (its line, or its lines when a quoted cell spans several) or an NDJSON line,
+    its line ending not counted; a JSON row (an instance, a record, an `ids` entry) or value."""
+    id_bytes: int = 1024
+    """An id value (text, UTF-8), in every format."""
+    cell_bytes: int = 4096
+    """A CSV cell, and a string value of a feature in JSON and NDJSON (UTF-8)."""
+
+
+def longer_than(text: str, limit: int) -> bool:
+    """Whether `text` takes more than `limit` bytes in UTF-8 (encoded only when in doubt)."""
+    size = len(text)
+    return size > limit or (size * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit)
+
+
+def line_too_long(line: int, limit: int) -> BodyTooLarge:
+    """The 413 of a line (or a CSV record) past the line limit, named by where it starts."""
+    return BodyTooLarge(
+        f"line {line} is longer than {limit} bytes, the most one line of an upload may be "
+        "(MODELGATE_MAX_JOB_LINE_BYTES)"
+    )
+
+
+def id_too_long(prefix: str, limit: int) -> InvalidInput:
+    """The 422 of an id value past the id limit; `prefix` names the row (and column)."""
+    return InvalidInput(
+        f"{prefix}: longer than {limit} bytes, the most an id may be (MODELGATE_MAX_JOB_ID_BYTES)"
+    )
+
+
+def cell_too_long(prefix: str, limit: int) -> InvalidInput:
+    """The 422 of a cell or string value past the cell limit; `prefix` names row and column."""
+    return InvalidInput(
+        f"{prefix}: longer than {limit} bytes, the most a value may be "
+        "(MODELGATE_MAX_JOB_CELL_BYTES)"
+    )
 
 
 class TooManyJobRows(InvalidInput):

@@ -4,36 +4,100 @@ The header names the columns (features and id columns, in any order); every cell
 by the signature's rules (`registry.cells`); id columns are kept as strings. An empty
 cell of a number or boolean is a missing value, taken where its feature takes one (NaN for a
 number; a one-column row can spell it only as `""`, since a blank line is skipped).
+
+The upload is read in blocks (`lines.upload_lines`), so no line is held whole past
+`UploadLimits.line_bytes`, nor a record whose quoted cell spans lines; cells past `cell_bytes`
+and id cells past `id_bytes` are refused by name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import IO, Any
 
-from gateway.jobdata.chunks import Chunk, no_rows, quoted, too_many, unknown_columns, where
+from gateway.http.errors import BodyTooLarge
+from gateway.jobdata.chunks import (
+    Chunk,
+    UploadLimits,
+    cell_too_long,
+    id_too_long,
+    longer_than,
+    no_rows,
+    quoted,
+    too_many,
+    unknown_columns,
+    where,
+)
+from gateway.jobdata.lines import content_bytes, upload_blocks
 from kernel.errors import InvalidInput
 from registry.cells import cells_parser, cells_problem
 from registry.signature import Signature
 
+#: The byte-order mark spreadsheets put before the header (what utf-8-sig drops).
+BOM = b"\xef\xbb\xbf"
+
 
 def csv_chunks(
-    body: IO[bytes], signature: Signature, id_columns: list[str], chunk_size: int, max_rows: int
+    body: IO[bytes],
+    signature: Signature,
+    id_columns: list[str],
+    chunk_size: int,
+    max_rows: int,
+    limits: UploadLimits,
 ) -> Iterator[Chunk]:
     """Validated chunks of the CSV upload in `body`, which is read and left open."""
-    # utf-8-sig is UTF-8 that also drops the byte-order mark spreadsheets put before the header.
-    text = io.TextIOWrapper(body, encoding="utf-8-sig", newline="")
+    # The bytes of the record being read, summed over its lines, reset after each record.
+    record = [0]
+    text = _text_lines(upload_blocks(body, limits.line_bytes, universal=True), record, limits)
+    yield from _read_csv(text, record, signature, id_columns, chunk_size, max_rows, limits)
+
+
+def _text_lines(
+    blocks: Iterator[list[bytes]], record: list[int], limits: UploadLimits
+) -> Iterator[str]:
+    """Each line as text (the first without its byte-order mark), its bytes added to `record`
+    when they matter: a record whose quoted cell spans lines is bounded as one line is, and a
+    record longer than the smaller cell limit has its cells measured (`_read_csv`)."""
+    short = min(limits.cell_bytes, limits.id_bytes)
+    limit = limits.line_bytes
+    number = 0  # lines handed out
+    start = 1  # the first line of the record being read
+    for lines in blocks:
+        if number == 0 and lines[0].startswith(BOM):
+            lines[0] = lines[0][len(BOM) :]
+        # The common block, decoded at once: no record open, no quote (so no record spans a
+        # line) and no line long enough to hold a cell past a limit.
+        if record[0] == 0 and max(map(len, lines)) <= short and b'"' not in b"".join(lines):
+            try:
+                decoded = list(map(bytes.decode, lines))
+            except UnicodeDecodeError:
+                decoded = [_decode(line, number + at + 1) for at, line in enumerate(lines)]
+            number += len(lines)
+            yield from decoded
+            continue
+        for line in lines:
+            number += 1
+            if not record[0]:
+                start = number  # the first line of a record (each line alone is bounded)
+            spent = record[0] + len(line)
+            if spent > limit and spent - len(line) + content_bytes(line) > limit:
+                raise BodyTooLarge(
+                    f"lines {start} to {number} are one record (a quoted cell spans them) "
+                    f"longer than {limit} bytes, the most one line of an upload may be "
+                    "(MODELGATE_MAX_JOB_LINE_BYTES)"
+                )
+            record[0] = spent
+            yield _decode(line, number)
+
+
+def _decode(line: bytes, number: int) -> str:
     try:
-        yield from _read_csv(text, signature, id_columns, chunk_size, max_rows)
-    finally:
-        # Detach so that the wrapper, when collected, does not close the caller's file.
-        with contextlib.suppress(ValueError):  # already detached or closed
-            text.detach()
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"the upload is not valid UTF-8 (near line {number})") from None
 
 
 def _getter(positions: list[int]) -> Callable[[list[str]], Sequence[str]]:
@@ -66,11 +130,13 @@ def _check_header(
 
 
 def _read_csv(
-    text: io.TextIOWrapper,
+    text: Iterator[str],
+    record: list[int],
     signature: Signature,
     id_columns: list[str],
     chunk_size: int,
     max_rows: int,
+    limits: UploadLimits,
 ) -> Iterator[Chunk]:
     # strict: a stray or unterminated quote is an error, not silently merged into a field.
     reader = csv.reader(text, strict=True)
@@ -80,17 +146,22 @@ def _read_csv(
     try:
         header: list[str] | None = next(reader, None)
         while header == []:  # blank lines before the header
+            record[0] = 0
             last_line = reader.line_num
             header = next(reader, None)
         if header is None:
             raise no_rows()
         position = _check_header(header, last_line + 1, signature, id_columns)
+        record[0] = 0
 
         # Everything per column is decided once, here; the loop does only the per-row work.
         width = len(header)
         cells_of = _getter([position[name] for name in signature.names])
         parse = cells_parser(signature)
         id_positions = [position[name] for name in id_columns]
+        # A record no longer than this has no cell past a limit: only longer ones are looked at.
+        short = min(limits.cell_bytes, limits.id_bytes)
+        is_id = [at in id_positions for at in range(width)]
 
         rows: list[list[Any]] = []
         ids: list[list[Any]] | None = [] if id_columns else None
@@ -101,6 +172,8 @@ def _read_csv(
             # only needed for an error, so it is not computed (a new int) for every row.
             previous = last_line
             last_line = reader.line_num
+            size = record[0]
+            record[0] = 0
             if not row:  # a blank line
                 continue
             if count == max_rows:
@@ -109,6 +182,8 @@ def _read_csv(
                 raise InvalidInput(
                     f"row {count} (line {previous + 1}): expected {width} fields, got {len(row)}"
                 )
+            if size > short:
+                _check_cell_sizes(row, header, is_id, limits, where(count, previous + 1))
             values = parse(cells_of(row))
             if values is None:
                 raise _invalid_row(signature, cells_of(row), count, previous + 1)
@@ -121,15 +196,25 @@ def _read_csv(
                 rows = []
                 ids = [] if id_columns else None
     # Only reading raises these, for the header as for the data rows.
-    except csv.Error:
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):  # csv's own bound, past ours
+            raise cell_too_long(f"line {last_line + 1}", limits.cell_bytes) from None
         raise InvalidInput(f"line {last_line + 1}: not valid CSV") from None
-    except UnicodeDecodeError:
-        line = max(reader.line_num, 1)
-        raise InvalidInput(f"the upload is not valid UTF-8 (near line {line})") from None
     if count == 0:
         raise no_rows()
     if rows:
         yield Chunk(rows, ids)
+
+
+def _check_cell_sizes(
+    row: list[str], header: list[str], is_id: list[bool], limits: UploadLimits, prefix: str
+) -> None:
+    """Refuse the first cell of `row` past its limit: an id column's, or any other cell's."""
+    for name, cell, an_id in zip(header, row, is_id, strict=True):
+        if an_id and longer_than(cell, limits.id_bytes):
+            raise id_too_long(f"{prefix}, id column '{name[:64]}'", limits.id_bytes)
+        if not an_id and longer_than(cell, limits.cell_bytes):
+            raise cell_too_long(f"{prefix}, column '{name[:64]}'", limits.cell_bytes)
 
 
 def _invalid_row(signature: Signature, cells: Sequence[str], index: int, line: int) -> InvalidInput:

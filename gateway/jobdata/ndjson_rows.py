@@ -1,4 +1,8 @@
-"""An NDJSON upload read as a stream, a line (one JSON record) at a time, into validated chunks."""
+"""An NDJSON upload read as a stream, a line (one JSON record) at a time, into validated chunks.
+
+The upload is read in blocks (`lines.upload_lines`): a line past `UploadLimits.line_bytes` is
+refused before it is held whole; text values past their limits are refused by `RowChecker`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import orjson
 
 from gateway.http.payload import NAN_LITERAL, is_nan_literal
 from gateway.jobdata.chunks import Chunk, no_rows, too_many
+from gateway.jobdata.lines import upload_lines
 from gateway.jobdata.records import RowChecker, is_out_of_range
 from kernel.errors import InvalidInput
 
@@ -18,10 +23,14 @@ def ndjson_chunks(
 ) -> Iterator[Chunk]:
     """Validated chunks of the NDJSON upload in `body`; blank lines are skipped but counted."""
     with_ids = bool(checker.id_columns)
+    limits = checker.limits
+    # A line no longer than this has no text value past a limit: only longer ones are looked at.
+    short = min(limits.cell_bytes, limits.id_bytes)
     rows: list[list[Any]] = []
     ids: list[list[Any]] | None = [] if with_ids else None
     count = 0
-    for line, text in enumerate(body, start=1):
+    lines = upload_lines(body, limits.line_bytes, universal=False)
+    for line, text in enumerate(lines, start=1):
         if not text or text.isspace():
             continue
         if count == max_rows:
@@ -37,6 +46,8 @@ def ndjson_chunks(
         if type(record) is not dict:
             raise InvalidInput(f"row {count} (line {line}): not a JSON object")
         values, row_ids = checker.record(record, count, line)
+        if len(text) > short:
+            checker.check_sizes(values, row_ids, count, line)
         rows.append(values)
         if ids is not None and row_ids is not None:
             ids.append(row_ids)

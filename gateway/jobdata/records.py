@@ -1,7 +1,7 @@
 """Rows given as JSON values, records (objects) or instances (lists), checked against a signature.
 
 The NDJSON and JSON readers share this; the values are checked by `Signature.row_problem`, the
-sync API's rules.
+sync API's rules, and the lengths of text values by `UploadLimits` (`check_sizes`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.jobdata.chunks import JSON_SCALARS, quoted, unknown_columns, where
+from gateway.jobdata.chunks import (
+    JSON_SCALARS,
+    UploadLimits,
+    cell_too_long,
+    id_too_long,
+    longer_than,
+    quoted,
+    unknown_columns,
+    where,
+)
 from kernel.errors import InvalidInput
 from registry.signature import Signature
 
@@ -25,13 +34,22 @@ def is_out_of_range(error: ValueError) -> bool:
 class RowChecker:
     """Checks rows given as JSON values (records or positional rows) against a signature."""
 
-    def __init__(self, signature: Signature, id_columns: list[str]) -> None:
+    def __init__(
+        self, signature: Signature, id_columns: list[str], limits: UploadLimits | None = None
+    ) -> None:
         # Bound once: the value check is one call per row, made from record() and instance().
         self.row_problem = signature.row_problem
         self.names = signature.names
         self.id_columns = id_columns
         self.expected_keys = len(self.names) + len(id_columns)
         self.known = set(self.names) | set(id_columns)
+        self.limits = limits or UploadLimits()
+        #: The features whose values are text, the only ones a value of which can be long.
+        self.text_features = [
+            (at, name)
+            for at, (name, kind) in enumerate(zip(self.names, signature.types, strict=True))
+            if kind == "string"
+        ]
 
     def record(
         self, record: Any, index: int, line: int | None
@@ -65,6 +83,19 @@ class RowChecker:
         if found is not None:
             raise _misfit(found, index, line)
         return values, ids
+
+    def check_sizes(
+        self, values: list[Any], ids: list[Any] | None, index: int, line: int | None
+    ) -> None:
+        """Refuse a valid row's first text value past its limit: a feature's, then an id's."""
+        cell_bytes, id_bytes = self.limits.cell_bytes, self.limits.id_bytes
+        for at, name in self.text_features:
+            value = values[at]
+            if type(value) is str and longer_than(value, cell_bytes):
+                raise cell_too_long(f"{where(index, line)}, column '{name[:64]}'", cell_bytes)
+        for name, value in zip(self.id_columns, ids or (), strict=False):
+            if type(value) is str and longer_than(value, id_bytes):
+                raise id_too_long(f"{where(index, line)}, id column '{name[:64]}'", id_bytes)
 
     def instance(self, row: Any, index: int) -> list[Any]:
         """A positional row of an instances body, validated and returned unchanged."""

@@ -19,7 +19,7 @@ from gateway.guard.auth import Forbidden
 from gateway.http.errors import BodyTooLarge, UnsupportedMediaType
 from gateway.http.media import CSV, JSON, NDJSON, result_format, upload_format
 from gateway.jobdata.results import csv_lines, json_pieces, ndjson_lines
-from gateway.jobdata.uploads import iter_chunks
+from gateway.jobdata.uploads import UploadLimits, iter_chunks
 from gateway.responses import json_response
 from jobs.client import JobClient
 from jobs.errors import IdempotencyInProgress
@@ -142,10 +142,21 @@ async def submit_job(
     client: JobClient = state.jobs
     idempotency_key = request.headers.get("idempotency-key")
     columns = [c.strip() for c in id_columns.split(",") if c.strip()]
+    limits = UploadLimits(
+        line_bytes=settings.max_job_line_bytes,
+        id_bytes=settings.max_job_id_bytes,
+        cell_bytes=settings.max_job_cell_bytes,
+    )
 
     def chunks() -> Iterator[tuple[list[list[Any]], list[list[Any]] | None]]:
         for chunk in iter_chunks(
-            body, media, loaded.signature, columns, settings.chunk_size, settings.max_job_rows
+            body,
+            media,
+            loaded.signature,
+            columns,
+            settings.chunk_size,
+            settings.max_job_rows,
+            limits,
         ):
             yield chunk.rows, chunk.ids
 
