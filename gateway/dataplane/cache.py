@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from gateway.metrics import CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
 from registry.model import LoadedModel
+from runtime.base import SCORES
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,12 @@ class PredictionCache:
         # The artifact's digest too: a model deleted and registered again restarts at version 1,
         # and deployments may share a cache Redis; neither may answer from the other's entries.
         digest = (model.digest or "")[:16]
+        # Entries that carry scores (a bare Booster's) have keys of their own: a gateway of the
+        # version before them reads [label, probabilities] only, and would fail on three.
+        space = "pcs" if model.native.mlflow_output in SCORES else "pc"
         base = (
-            f"{self.prefix}pc:{model.name}:{model.version}:{digest}:{model.runtime.name}:".encode()
-        )
+            f"{self.prefix}{space}:{model.name}:{model.version}:{digest}:{model.runtime.name}:"
+        ).encode()
         return [base + row_key(row) for row in rows]
 
     async def get_many(self, keys: list[bytes]) -> list[bytes | None]:

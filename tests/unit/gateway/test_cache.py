@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from gateway.dataplane.cache import PredictionCache
+import orjson
+
+from gateway.dataplane.cache import PredictionCache, decode, encode
+from runtime.base import CLASS_1_SCORE, LABELS
 
 
 @dataclass
@@ -14,6 +17,7 @@ class Served:
     version: int = 1
     digest: str = "a" * 64
     runtime: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(name="onnx"))
+    native: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(mlflow_output=LABELS))
 
 
 def keys(model: Served, rows: list[list[float | int]]) -> list[bytes]:
@@ -35,3 +39,15 @@ def test_version_artifact_and_runtime_each_make_a_different_entry() -> None:
     assert keys(Served(version=2), row) != base
     assert keys(Served(runtime=SimpleNamespace(name="sklearn")), row) != base
     assert keys(Served(name="other"), row) != base
+
+
+def test_entries_with_scores_have_keys_of_their_own_and_both_shapes_decode() -> None:
+    # A gateway of the version before scores decodes two values only: it must never read three.
+    row = [[5.1, 3.5, 1.4, 0.2]]
+    booster = Served(native=SimpleNamespace(mlflow_output=CLASS_1_SCORE))
+    assert keys(booster, row)[0].startswith(b"mg:pcs:") and keys(Served(), row)[0].startswith(
+        b"mg:pc:"
+    )
+    assert decode(encode(1, [0.25, 0.75], 0.7512345678)) == (1, [0.25, 0.75], 0.7512345678)
+    assert decode(encode(1, [0.25, 0.75])) == (1, [0.25, 0.75], None)
+    assert orjson.loads(encode(1, [0.25, 0.75])) == [1, [0.25, 0.75]]  # as before scores
