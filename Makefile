@@ -25,7 +25,7 @@ REDIS_PORT ?= 6380
 CACHE_PORT := $(shell echo $$(( $(REDIS_PORT) + 1 )))
 
 VAR_DIR := $(CURDIR)/var
-STACK_ENV := var/stack.env
+STACK_ENV := $(VAR_DIR)/stack.env
 
 # Redis roles: a URL given in the environment points at an existing server, which then is not
 # started here. With only MODELGATE_REDIS_URL given, the cache shares it (as the settings do).
@@ -66,7 +66,7 @@ TEST_WORKERS ?= 3
 # A URL as printed: any password replaced by ***.
 mask = $(shell printf '%s' '$(1)' | sed -E 's#//[^/@]*@#//***@#')
 
-.PHONY: help venv redis-check tools-check up lint format test docs unit integration bench load proto clean clients-venv
+.PHONY: help venv redis-check tools-check up status down soak lint format test docs unit integration bench load proto clean clients-venv
 
 help: ## List the targets (this text)
 	@echo "Modelgate: make <target> [VAR=value ...]"
@@ -112,11 +112,16 @@ redis-check: ## Make sure redis-server is installed (installs Debian's package a
 tools-check: ## Make sure redis-server, nginx, promtool and wrk are installed (Debian packages, as root)
 	$(call need-tools,$(SYSTEM_TOOLS))
 
-# honcho is exec'd so that it replaces the shell: the SIGTERM that make forwards to its child (or
-# Ctrl-C) reaches honcho, which stops every process group it started. The Procfile reads the
-# exported variables below.
-up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo trainer, the gateway and a worker in the foreground (Ctrl-C stops all)
-	@mkdir -p var/redis var/mlflow/artifacts
+# devstack.up runs supervisord (-n, in the foreground) over the Procfile's processes: it restarts
+# a process that exits (with backoff when it keeps failing at start), prints why, and keeps the
+# others running. It is exec'd so that the SIGTERM make forwards to its child reaches it; in a
+# terminal it gives the terminal to supervisord, so that Ctrl-C stops everything and `make up`
+# ends in 0 (make kills itself with a SIGINT it receives). Everything runs under umask 077:
+# var/ holds keys, job data and the registry (the chmod tightens a var/ of an older make up).
+# `make status` and `make down` use the control socket in var/.
+up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo trainer, the gateway and a worker in the foreground, restarted when they exit (Ctrl-C stops all)
+	@umask 077; mkdir -p $(VAR_DIR)/redis $(VAR_DIR)/mlflow/artifacts
+	@chmod go-rwx $(VAR_DIR); chmod -R go-rwx $(VAR_DIR)/redis $(VAR_DIR)/mlflow
 	@umask 077; printf '%s\n' \
 		"MODELGATE_MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)" \
 		"MODELGATE_REDIS_URL=$(UP_REDIS_URL)" \
@@ -131,12 +136,33 @@ up: venv $(if $(UP_NEEDS_REDIS),redis-check) ## Run Redis x2, MLflow, the demo t
 	@echo "  MLflow UI  http://127.0.0.1:$(MLFLOW_PORT)"
 	@echo "  redis      $(call mask,$(UP_REDIS_URL))  (durable)"
 	@echo "  cache      $(call mask,$(UP_CACHE_URL))"
-	@echo "Starting: $(strip $(UP_PROCS)). Ctrl-C or SIGTERM stops everything."
+	@echo "Starting: $(strip $(UP_PROCS)). Ctrl-C, SIGTERM or make down stops everything; make status lists them."
 	@export PATH="$(VENV_BIN):$$PATH" VENV_BIN="$(VENV_BIN)" VAR_DIR="$(VAR_DIR)" \
 		REDIS_PORT="$(REDIS_PORT)" CACHE_PORT="$(CACHE_PORT)" MLFLOW_PORT="$(MLFLOW_PORT)" \
 		GATEWAY_PORT="$(GATEWAY_PORT)" GRPC_PORT="$(GRPC_PORT)" MODELGATE_MODELS='$(UP_MODELS)' \
 		MODELGATE_DEFAULT_MODEL='$(UP_DEFAULT_MODEL)'; \
-	exec "$(VENV_BIN)/honcho" -f Procfile -e $(STACK_ENV) start $(strip $(UP_PROCS))
+	exec "$(VENV_BIN)/python" -m devstack.up --var-dir "$(VAR_DIR)" --procfile Procfile \
+		--env-file $(STACK_ENV) $(strip $(UP_PROCS))
+
+SUPERVISORCTL = "$(VENV_BIN)/supervisorctl" -c "$(VAR_DIR)/supervisord.conf"
+
+# supervisorctl's status is 3 when a process is not running, as the finished trainer is not.
+status: ## List the processes of the running `make up` (state, pid, uptime)
+	@$(SUPERVISORCTL) status || test $$? -eq 3
+
+down: ## Stop the running `make up` from another terminal (as Ctrl-C does)
+	@$(SUPERVISORCTL) shutdown
+
+# `make soak`: a soak and chaos run (not a test) of the supervised stack, on its own ports and in
+# var/soak/: sync predictions on every protocol, jobs, key churn and promotions while the worker,
+# the gateway and the durable Redis are SIGKILLed in turn; then the durable-Redis restart test
+# SOAK_RESTARTS times. Prints the report and writes bench/results/soak.json (bench/soak.py).
+SOAK_MINUTES ?= 30
+SOAK_RESTARTS ?= 10
+SOAK_ARGS ?=
+
+soak: venv redis-check ## Soak and chaos run of the supervised stack for SOAK_MINUTES (30), report in bench/results/soak.json
+	$(VENV_BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) --restart-rounds $(SOAK_RESTARTS) $(SOAK_ARGS)
 
 lint: venv ## Run ruff (lint and format check) and mypy
 	$(VENV_BIN)/ruff check .

@@ -1,20 +1,28 @@
-"""`make up` itself, run the way a developer runs it, from a copy of the checkout.
+"""`make up` itself, run the way a developer runs it, in a terminal, from a copy of the checkout.
 
 On free ports: the stack gets ready, answers a prediction, the CLI reaches it with no flags
 (through var/stack.env), SIGTERM to `make` stops every process it started (MLflow's child
-server included), and a second `make up` reuses the registry instead of training again.
+server included), and a second `make up` reuses the registry instead of training again. Under
+supervisord: a SIGKILLed gateway and worker come back with new pids while the others keep
+theirs, the log says why they exited, the trainer runs once per start, var/ is the owner's
+only (directories 700, files 600, Redis's AOF and MLflow's database included), and Ctrl-C ends
+`make up` with status 0 and nothing left running.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import termios
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +31,8 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from devstack.supervised import Supervised
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -33,7 +43,7 @@ VENV = Path(sys.executable).parent.parent
 READY_TIMEOUT_SECONDS = 180.0
 TRAINER_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 60.0
-#: Grandchildren (MLflow's uvicorn) may still be exiting when honcho and make are gone.
+#: Grandchildren (MLflow's uvicorn) may still be exiting when supervisord and make are gone.
 ORPHAN_GRACE_SECONDS = 10.0
 ROW = {"features": [[5.1, 3.5, 1.4, 0.2]]}
 
@@ -139,12 +149,16 @@ class Stack:
         self.all_ports = (*ports, self.redis_port + 1, self.grpc_port)
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.terminal: int | None = None
+        self.reader: threading.Thread | None = None
+        self.supervised = Supervised(root / "var")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 
     def start(self) -> None:
+        """`make up` in a terminal of its own (a pty, its controlling terminal), as typed."""
         env = _clean_env()
         env.update(
             GATEWAY_PORT=str(self.gateway_port),
@@ -154,16 +168,44 @@ class Stack:
         )
         with self.log.open("ab") as out:
             out.write(b"\n===== make up =====\n")
-            out.flush()
-            self.proc = subprocess.Popen(
-                ["make", "up", f"VENV={VENV}"],
-                cwd=self.root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.terminal, tty = os.openpty()
+        self.proc = subprocess.Popen(
+            ["make", "up", f"VENV={VENV}"],
+            cwd=self.root,
+            env=env,
+            stdin=tty,
+            stdout=tty,
+            stderr=tty,
+            start_new_session=True,
+            # The new session's controlling terminal: Ctrl-C reaches its foreground group.
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )
+        os.close(tty)
+        self.reader = threading.Thread(
+            target=self._copy_terminal, args=(self.terminal,), daemon=True
+        )
+        self.reader.start()
+
+    def _copy_terminal(self, terminal: int) -> None:
+        """What the terminal shows, into the log (without the terminal's carriage returns)."""
+        with self.log.open("ab") as out:
+            while True:
+                try:
+                    data = os.read(terminal, 65536)
+                except OSError:  # EIO: every process holding the terminal is gone
+                    break
+                if not data:
+                    break
+                out.write(data.replace(b"\r", b""))
+                out.flush()
+
+    def _close_terminal(self) -> None:
+        if self.reader is not None:
+            self.reader.join(timeout=10)
+            self.reader = None
+        if self.terminal is not None:
+            os.close(self.terminal)
+            self.terminal = None
 
     def wait_ready(self, client: httpx.Client) -> None:
         assert self.proc is not None
@@ -180,28 +222,43 @@ class Stack:
         pytest.fail(f"gateway not ready within {READY_TIMEOUT_SECONDS:.0f} s")
 
     def wait_trainer_done(self) -> None:
-        """The trainer ends in `exec sleep infinity`; seeing it means it finished (rc 0)."""
+        """The one-shot trainer finished (exit status 0) and is not run again."""
         deadline = time.monotonic() + TRAINER_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            for _, cmdline, cwd in _processes():
-                if cmdline == "sleep infinity" and cwd == str(self.root):
-                    return
+        while self.supervised.states().get("trainer") != "EXITED":
+            if time.monotonic() > deadline:
+                pytest.fail("the demo trainer did not finish")
             time.sleep(0.5)
-        pytest.fail("the demo trainer did not finish")
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
         """SIGTERM to make only, as a supervisor or `kill` would; then nothing may be left."""
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGTERM)
+        self._wait_stopped("SIGTERM")
+        # make forwards SIGTERM to its recipe, waits for it, then kills itself with SIGTERM.
+        assert self.proc.returncode == -signal.SIGTERM
+
+    def interrupt(self) -> None:
+        """Ctrl-C typed in the terminal: `make up` ends with status 0, nothing left running."""
+        assert self.proc is not None and self.terminal is not None
+        os.write(self.terminal, b"\x03")
+        self._wait_stopped("Ctrl-C")
+        assert self.proc.returncode == 0, self.proc.returncode
+
+    def _wait_stopped(self, how: str) -> None:
+        assert self.proc is not None
         try:
             self.proc.wait(timeout=STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"make up still running {STOP_TIMEOUT_SECONDS:.0f} s after SIGTERM")
+            pytest.fail(f"make up still running {STOP_TIMEOUT_SECONDS:.0f} s after {how}")
         deadline = time.monotonic() + ORPHAN_GRACE_SECONDS
         while left := _leftovers(self.root, self.all_ports):
             if time.monotonic() > deadline:
-                pytest.fail("processes left after SIGTERM:\n" + "\n".join(left))
+                pytest.fail(f"processes left after {how}:\n" + "\n".join(left))
             time.sleep(0.2)
+        self._close_terminal()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -209,6 +266,7 @@ class Stack:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
         _kill_stack(self.root)
+        self._close_terminal()
 
     def log_tail(self, lines: int = 80) -> str:
         if not self.log.exists():
@@ -293,7 +351,75 @@ def _log_the_ordinary_way(stack: Stack, client: httpx.Client, headers: dict[str,
         time.sleep(0.2)
 
 
-def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
+def _run_job(stack: Stack, client: httpx.Client, headers: dict[str, str]) -> None:
+    """A one-row CSV batch job, submitted and waited for until it succeeds."""
+    upload = b"sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n"
+    job = client.post(
+        f"{stack.url}/v1/models/iris/jobs",
+        content=upload,
+        headers={**headers, "content-type": "text/csv"},
+    )
+    assert job.status_code == 202, job.text
+    job_url = f"{stack.url}/v1/jobs/{job.json()['job_id']}"
+    deadline = time.monotonic() + 60
+    while client.get(job_url, headers=headers).json()["status"] != "succeeded":
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.2)
+
+
+#: The processes that run for good; the trainer finishes.
+LONG_RUNNING = ("redis", "cache", "mlflow", "gateway", "worker")
+RESTART_TIMEOUT_SECONDS = 90.0
+
+
+def _kill_and_see_restarted(stack: Stack, client: httpx.Client, victims: tuple[str, ...]) -> None:
+    """SIGKILL the victims' processes (not their supervisor's): each comes back with a new pid,
+    the others keep theirs, the log says how each one ended, and the gateway is ready again."""
+    before = stack.supervised.pids()
+    assert all(before[name] for name in LONG_RUNNING), before
+    for name in victims:
+        pid = before[name]
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    while True:
+        after = stack.supervised.pids()
+        restarted = all(after[name] not in (None, before[name]) for name in victims)
+        if restarted and _ready(stack, client):
+            break
+        assert time.monotonic() - killed_at < RESTART_TIMEOUT_SECONDS, (after, before)
+        time.sleep(0.3)
+    print(f"{', '.join(victims)} SIGKILLed: ready again in {time.monotonic() - killed_at:.1f} s")
+    for name in set(LONG_RUNNING) - set(victims):
+        assert after[name] == before[name], f"{name} was restarted too"
+    text = stack.text()
+    for name in victims:
+        # Killed after its first 10 s, it is restarted at once; sooner, after a backoff.
+        said = rf"supervisor +\| {name} killed by SIGKILL (\(unexpected\); restarting now|"
+        said += r"within 10 s of starting; retry 1 of 10 in 1 s)\n"
+        assert re.search(said, text), name
+
+
+def _ready(stack: Stack, client: httpx.Client) -> bool:
+    try:
+        return client.get(f"{stack.url}/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _looser_than_owner_only(var: Path) -> list[str]:
+    """Paths under var/ (itself included) that another user could read: directories not 700 or
+    stricter, anything else not 600 or stricter (the control socket is 600 too)."""
+    loose = []
+    for path in [var, *var.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        allowed = 0o700 if path.is_dir() and not path.is_symlink() else 0o600
+        if mode & ~allowed:
+            loose.append(f"{oct(mode)} {path.relative_to(var.parent)}")
+    return loose
+
+
+def test_make_up_serves_restarts_crashes_stops_cleanly_and_reuses_the_registry(
     checkout_copy: Path, tmp_path: Path
 ) -> None:
     stack = Stack(checkout_copy, _free_ports(), tmp_path / "make-up.log")
@@ -328,18 +454,7 @@ def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
             assert ready["default_model"] == "iris" and "iris" in ready["models"]
 
             # The stack's worker runs batch jobs.
-            upload = b"sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n"
-            job = client.post(
-                f"{stack.url}/v1/models/iris/jobs",
-                content=upload,
-                headers={**headers, "content-type": "text/csv"},
-            )
-            assert job.status_code == 202, job.text
-            job_url = f"{stack.url}/v1/jobs/{job.json()['job_id']}"
-            deadline = time.monotonic() + 60
-            while client.get(job_url, headers=headers).json()["status"] != "succeeded":
-                assert time.monotonic() < deadline, "the job did not finish"
-                time.sleep(0.2)
+            _run_job(stack, client, headers)
 
             # A model logged the ordinary MLflow way, then given the alias production, is
             # served with no restart and no command, within three refresh intervals.
@@ -363,7 +478,20 @@ def test_make_up_serves_stops_cleanly_and_reuses_the_registry(
             response = client.post(f"{stack.url}/predict", json=ROW, headers=headers)
             assert response.status_code == 200, response.text
             assert _registered_versions(checkout_copy) == [1]
-            stack.stop()
+
+            # A crash of the gateway and of the worker: both come back, the rest stays.
+            _kill_and_see_restarted(stack, client, ("gateway", "worker"))
+            _run_job(stack, client, headers)  # on the restarted worker
+            # The trainer ran once per start, and was not run again by the restarts.
+            done = "trainer exited with status 0; done, not restarted"
+            assert stack.text().count(done) == 2
+            assert stack.supervised.states()["trainer"] == "EXITED"
+            # var/ is the owner's only: Redis's AOF, MLflow's database and artifacts, the keys.
+            var = checkout_copy / "var"
+            assert list((var / "redis").rglob("*.aof")), "no AOF file to check"
+            assert (var / "mlflow" / "mlflow.db").is_file()
+            assert _looser_than_owner_only(var) == []
+            stack.interrupt()
     except BaseException:
         print(f"--- make up log, last lines ({stack.log}) ---\n{stack.log_tail()}")
         raise

@@ -2,7 +2,7 @@
 for the visibility timeout, and another worker completes the job with every row exactly once.
 
 Two ways the signal arrives: to the main process only (Kubernetes and `docker stop` signal the
-container's PID 1), and to the whole process group (honcho in `make up`, systemd's default), in
+container's PID 1), and to the whole process group (`make up`, systemd's default), in
 which case the pool processes die at once and their chunks must be requeued.
 
 The job runs on its own Redis, so no other test's worker can take its chunks, and with a
