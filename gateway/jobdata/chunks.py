@@ -6,7 +6,7 @@ The readers (`csv_rows`, `ndjson_rows`, `json_rows`) import these; `uploads` cho
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -78,6 +78,38 @@ class Chunk:
     """Positional rows in signature order."""
     ids: list[list[Any]] | None
     """Per row, the values of its id columns (in id_columns order); None without ids."""
+
+
+class ChunkBuilder:
+    """Gathers a reader's validated rows (and their ids) into chunks of `size` rows."""
+
+    __slots__ = ("size", "with_ids", "rows", "ids")
+
+    def __init__(self, size: int, with_ids: bool) -> None:
+        self.size = size
+        self.with_ids = with_ids
+        self.rows: list[list[Any]] = []
+        self.ids: list[list[Any]] | None = [] if with_ids else None
+
+    def add(self, values: list[Any], ids: list[Any] | None) -> Chunk | None:
+        """Add a row and its ids (None without ids): the chunk once it is full, else None."""
+        rows = self.rows
+        rows.append(values)
+        if self.ids is not None and ids is not None:
+            self.ids.append(ids)
+        if len(rows) < self.size:
+            return None
+        chunk = Chunk(rows, self.ids)
+        self.rows = []
+        self.ids = [] if self.with_ids else None
+        return chunk
+
+    def rest(self) -> Iterator[Chunk]:
+        """The last chunk, of the rows added since the last full one, if there are any."""
+        if self.rows:
+            yield Chunk(self.rows, self.ids)
+            self.rows = []
+            self.ids = [] if self.with_ids else None
 
 
 def unknown_columns(prefix: str, unknown: Sequence[str]) -> InvalidInput:

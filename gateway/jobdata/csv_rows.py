@@ -7,20 +7,24 @@ number; a one-column row can spell it only as `""`, since a blank line is skippe
 
 The upload is read in blocks (`lines.upload_lines`), so no line is held whole past
 `UploadLimits.line_bytes`, nor a record whose quoted cell spans lines; cells past `cell_bytes`
-and id cells past `id_bytes` are refused by name.
+and id cells past `id_bytes` are refused by name. Python's csv module reads no field longer than
+its `field_size_limit` (128 KiB): past it, a cell is refused by that bound (with the id limit's
+name for an id cell), which only a line limit above it lets a record reach.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
-from typing import IO, Any
+from typing import IO
 
 from gateway.http.errors import BodyTooLarge
 from gateway.jobdata.chunks import (
     Chunk,
+    ChunkBuilder,
     UploadLimits,
     cell_too_long,
     id_too_long,
@@ -38,6 +42,9 @@ from registry.signature import Signature
 
 #: The byte-order mark spreadsheets put before the header (what utf-8-sig drops).
 BOM = b"\xef\xbb\xbf"
+#: A CSV field as csv reads one (the excel dialect): quoted, a quote within doubled, or not.
+QUOTED = re.compile(r'"(?:[^"]+|"")*"')
+UNQUOTED = re.compile(r"[^,]*")
 
 
 def csv_chunks(
@@ -51,12 +58,19 @@ def csv_chunks(
     """Validated chunks of the CSV upload in `body`, which is read and left open."""
     # The bytes of the record being read, summed over its lines, reset after each record.
     record = [0]
-    text = _text_lines(upload_blocks(body, limits.line_bytes, universal=True), record, limits)
-    yield from _read_csv(text, record, signature, id_columns, chunk_size, max_rows, limits)
+    # The lines of the record being read, kept only when it may pass csv's bound on a field:
+    # to name the cell that did.
+    held: list[bytes] | None = [] if limits.line_bytes > csv.field_size_limit() else None
+    blocks = upload_blocks(body, limits.line_bytes, universal=True)
+    text = _text_lines(blocks, record, held, limits)
+    yield from _read_csv(text, record, held, signature, id_columns, chunk_size, max_rows, limits)
 
 
 def _text_lines(
-    blocks: Iterator[list[bytes]], record: list[int], limits: UploadLimits
+    blocks: Iterator[list[bytes]],
+    record: list[int],
+    held: list[bytes] | None,
+    limits: UploadLimits,
 ) -> Iterator[str]:
     """Each line as text (the first without its byte-order mark), its bytes added to `record`
     when they matter: a record whose quoted cell spans lines is bounded as one line is, and a
@@ -82,6 +96,8 @@ def _text_lines(
             number += 1
             if not record[0]:
                 start = number  # the first line of a record (each line alone is bounded)
+                if held is not None:
+                    held.clear()
             spent = record[0] + len(line)
             if spent > limit and spent - len(line) + content_bytes(line) > limit:
                 raise BodyTooLarge(
@@ -90,6 +106,8 @@ def _text_lines(
                     "(MODELGATE_MAX_JOB_LINE_BYTES)"
                 )
             record[0] = spent
+            if held is not None:
+                held.append(line)
             yield _decode(line, number)
 
 
@@ -132,6 +150,7 @@ def _check_header(
 def _read_csv(
     text: Iterator[str],
     record: list[int],
+    held: list[bytes] | None,
     signature: Signature,
     id_columns: list[str],
     chunk_size: int,
@@ -143,8 +162,10 @@ def _read_csv(
     # The line where the record being read starts (a quoted field may span lines): where a
     # parse error is reported, since an unterminated quote only fails at the end of the data.
     last_line = 0
+    count = 0
+    header: list[str] | None = None
     try:
-        header: list[str] | None = next(reader, None)
+        header = next(reader, None)
         while header == []:  # blank lines before the header
             record[0] = 0
             last_line = reader.line_num
@@ -163,9 +184,8 @@ def _read_csv(
         short = min(limits.cell_bytes, limits.id_bytes)
         is_id = [at in id_positions for at in range(width)]
 
-        rows: list[list[Any]] = []
-        ids: list[list[Any]] | None = [] if id_columns else None
-        count = 0
+        chunks = ChunkBuilder(chunk_size, bool(id_columns))
+        add = chunks.add
         last_line = reader.line_num
         for row in reader:
             # The record starts on the line after the previous one ended; that line number is
@@ -187,23 +207,19 @@ def _read_csv(
             values = parse(cells_of(row))
             if values is None:
                 raise _invalid_row(signature, cells_of(row), count, previous + 1)
-            rows.append(values)
-            if ids is not None:
-                ids.append([row[at] for at in id_positions])
             count += 1
-            if len(rows) == chunk_size:
-                yield Chunk(rows, ids)
-                rows = []
-                ids = [] if id_columns else None
+            row_ids = [row[at] for at in id_positions] if id_positions else None
+            if (chunk := add(values, row_ids)) is not None:
+                yield chunk
     # Only reading raises these, for the header as for the data rows.
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):  # csv's own bound, past ours
-            raise cell_too_long(f"line {last_line + 1}", limits.cell_bytes) from None
+            line = last_line + 1
+            raise _past_csv_bound(held, header, id_columns, limits, count, line) from None
         raise InvalidInput(f"line {last_line + 1}: not valid CSV") from None
     if count == 0:
         raise no_rows()
-    if rows:
-        yield Chunk(rows, ids)
+    yield from chunks.rest()
 
 
 def _check_cell_sizes(
@@ -215,6 +231,50 @@ def _check_cell_sizes(
             raise id_too_long(f"{prefix}, id column '{name[:64]}'", limits.id_bytes)
         if not an_id and longer_than(cell, limits.cell_bytes):
             raise cell_too_long(f"{prefix}, column '{name[:64]}'", limits.cell_bytes)
+
+
+def _past_csv_bound(
+    held: list[bytes] | None,
+    header: list[str] | None,
+    id_columns: list[str],
+    limits: UploadLimits,
+    index: int,
+    line: int,
+) -> InvalidInput:
+    """The refusal of a record with a field past csv's bound, of the cell's limit: an id cell's
+    is the smaller of the id limit and that bound (the other limits are below the bound)."""
+    bound = csv.field_size_limit()
+    at = _long_field(b"".join(held).decode(), bound) if held and header else None
+    if header is None or at is None or at >= len(header):  # the header's, or not known
+        return cell_too_long(f"line {line}", limits.cell_bytes)
+    name = header[at]
+    if name in id_columns:
+        return id_too_long(
+            f"{where(index, line)}, id column '{name[:64]}'", min(limits.id_bytes, bound)
+        )
+    return cell_too_long(f"{where(index, line)}, column '{name[:64]}'", limits.cell_bytes)
+
+
+def _long_field(record: str, limit: int) -> int:
+    """The index of the field of the CSV `record` that csv found longer than `limit` characters:
+    the first that is, else the last begun (csv stopped reading `record` within it)."""
+    record = record.rstrip("\r\n")
+    at = index = 0
+    while True:
+        if record.startswith('"', at):
+            match = QUOTED.match(record, at)
+            if match is None:  # no closing quote: the record stops within this field
+                return index
+            size = match.end() - at - 2 - record.count('""', at + 1, match.end() - 1)
+        else:
+            match = UNQUOTED.match(record, at)
+            assert match is not None  # it matches an empty field too
+            size = match.end() - at
+        at = match.end()
+        if size > limit or not record.startswith(",", at):
+            return index
+        at += 1
+        index += 1
 
 
 def _invalid_row(signature: Signature, cells: Sequence[str], index: int, line: int) -> InvalidInput:

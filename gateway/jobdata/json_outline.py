@@ -15,6 +15,7 @@ it holds at most one block and one value, and its events are dropped block by bl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import IO, Any
 
@@ -31,14 +32,26 @@ from kernel.errors import InvalidInput
 OUTLINE_BLOCK_BYTES = 16 * 1024
 #: The fields whose lists are counted: rows (`instances` or `records`) and `ids`.
 LISTS = ("instances", "records", "ids")
-#: The prefix (ijson's path) of each list's entries, and the list.
-ITEM_OF = {f"{name}.item": name for name in LISTS}
-#: The prefixes of the document's own keys and of the lists themselves.
-STRUCTURE = frozenset(["", *LISTS])
-#: The prefixes this pass looks at: the document, its lists and their entries.
-WATCHED = STRUCTURE | ITEM_OF.keys()
-STARTS = frozenset(["start_map", "start_array"])
+#: How deep arrays and objects may be nested, the document itself at depth 1: a row, an
+#: instance or a record, is at depth 3 (the document, its list of rows, the row), a list of ids
+#: too. A document nested deeper is refused (422) in the block where it passes this, before
+#: anything after it is read: the parser's cost is linear in the depth, the second pass's is not.
+MAX_DEPTH = 8
+#: The depth of the entries of the document's lists.
+ENTRY_DEPTH = 2
+#: How each of the parser's events changes the depth (any other leaves it).
+DEPTH_CHANGE = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
 ENDS = frozenset(["end_map", "end_array"])
+TOO_DEEP = (
+    f"the body nests arrays and objects deeper than {MAX_DEPTH} levels, the most a JSON upload "
+    "may have (a row is at level 3: the document, its list of rows, the row)"
+)
+#: The most top-level keys kept: a job's document has two at most, and each key kept costs
+#: memory (a document of nothing but keys would otherwise cost several times its size).
+MAX_KEYS = 16
+TOO_MANY_KEYS = (
+    f"the body has more than {MAX_KEYS} fields; a job takes 'instances' (and 'ids') or 'records'"
+)
 NOT_JSON = "the body is not valid JSON"
 OUT_OF_RANGE = "a number is out of range"
 #: yajl reads integers as 64-bit ones and refuses any other (orjson used to make them floats).
@@ -68,7 +81,7 @@ def read_outline(body: IO[bytes], max_bytes: int, max_rows: int) -> Outline:
     """
     start = body.tell()
     events = ijson.sendable_list()
-    parser = yajl2_c.parse_coro(events, use_float=True)
+    parser = yajl2_c.basic_parse_coro(events, use_float=True)
     reader = _OutlineReader(max_bytes, max_rows)
     surrogates = SurrogateCheck()
     blocks = 0
@@ -101,19 +114,26 @@ def read_outline(body: IO[bytes], max_bytes: int, max_rows: int) -> Outline:
 
 
 class _OutlineReader:
-    """Takes the parser's events a block at a time and keeps the outline and the bounds."""
+    """Takes the parser's events a block at a time and keeps the outline and the bounds.
+
+    The events carry no path (a path per event costs time and memory quadratic in the depth):
+    the reader keeps the depth itself, the number of arrays and objects open before each event.
+    The document's own keys are at depth 1 and the entries of its lists at depth 2.
+    """
 
     def __init__(self, max_bytes: int, max_rows: int) -> None:
         self.max_bytes = max_bytes
         self.max_rows = max_rows
         self.outline = Outline()
         self.seen = False
+        self.depth = 0  # at the end of the blocks taken so far
         self.key: str | None = None  # the top-level key whose value comes next
+        self.field: str | None = None  # the field of `LISTS` whose list is being read
         self.gap = 0  # bytes fed since the last event: a value being read
         self.block = 0
-        self.open_since: dict[str, int] = {}  # entry prefix -> block where its entry began
+        self.open_since: int | None = None  # the block where the open entry of `field` began
 
-    def take(self, events: list[tuple[str, str, Any]], size: int) -> None:
+    def take(self, events: list[tuple[str, Any]], size: int) -> None:
         self.block += 1
         if not events:
             self.gap += size
@@ -122,76 +142,72 @@ class _OutlineReader:
                     f"the body has a value longer than {self.max_bytes} bytes, the most one "
                     "row of a JSON upload may be (MODELGATE_MAX_JOB_LINE_BYTES)"
                 )
-            self._bound_entries()
+            self._bound_entry()
             return
         self.gap = 0
         if not self.seen:
             self.seen = True
-            if events[0][:2] != ("", "start_map"):
+            if events[0][0] != "start_map":
                 raise _not_an_object()
-        mine = [e for e in events if e[0] in WATCHED]
-        prefixes = set(map(itemgetter(0), mine))
-        if len(prefixes) == 1 and not prefixes & STRUCTURE:
-            # Most blocks: the entries of one list and nothing else, counted in C.
-            self._take_entries(prefixes.pop(), list(map(itemgetter(1), mine)))
+        # depths[i]: the depth before event i; depths[-1]: after the last. Summed in C.
+        changes = map(DEPTH_CHANGE.get, map(itemgetter(0), events), repeat(0))
+        depths = list(accumulate(changes, initial=self.depth))
+        if max(depths) > MAX_DEPTH:
+            raise InvalidInput(TOO_DEEP)
+        if min(depths) >= ENTRY_DEPTH:
+            # Most blocks: inside one value of the document's, such as its list of rows.
+            if self.field is not None:
+                started = depths.count(ENTRY_DEPTH) - int(depths[-1] == ENTRY_DEPTH)
+                self.outline.entries[self.field] += started
+                self._entry_open(started > 0, depths[-1])
         else:
-            self._take_in_order(mine)
+            self._take_in_order(events, depths)
+        self.depth = depths[-1]
         entries = self.outline.entries
         if entries["instances"] > self.max_rows or entries["records"] > self.max_rows:
             raise too_many(self.max_rows)
-        self._bound_entries()
+        self._bound_entry()
 
-    def _take_entries(self, prefix: str, kinds: list[str]) -> None:
-        """The events of one block that are all at `prefix`, the entries of a list."""
-        name = ITEM_OF[prefix]
-        if name not in self.outline.lists:
-            return  # inside a field that is no list
-        ends = kinds.count("end_map") + kinds.count("end_array")
-        self.outline.entries[name] += len(kinds) - ends - kinds.count("map_key")
-        for kind in reversed(kinds):  # is an entry open at the end of the block?
-            if kind in STARTS:
-                self.open_since[prefix] = self.block
-                return
-            if kind != "map_key":  # an end, or a scalar (an entry of its own)
-                self.open_since.pop(prefix, None)
-                return
-
-    def _take_in_order(self, mine: list[tuple[str, str, Any]]) -> None:
+    def _take_in_order(self, events: list[tuple[str, Any]], depths: list[int]) -> None:
         """A block's events one by one: where the document's own keys and lists begin."""
         entries = self.outline.entries
-        for prefix, event, value in mine:
-            if not prefix:
-                if event == "map_key":
+        started = False
+        for (kind, value), depth in zip(events, depths, strict=False):
+            if depth == 1:
+                if kind == "map_key":
+                    if len(self.outline.keys) == MAX_KEYS:
+                        raise InvalidInput(TOO_MANY_KEYS)
                     self.outline.keys.append(value)
                     self.key = value
-                continue
-            if prefix in entries:  # a list itself, or a field whose value is no list
-                if self.key == prefix:
-                    self.key = None
-                    if event == "start_array":
-                        self.outline.lists.add(prefix)
-                continue
-            name = ITEM_OF[prefix]
-            if name not in self.outline.lists or event == "map_key":
-                continue  # inside a field that is no list; a record's own keys
-            if event in ENDS:
-                self.open_since.pop(prefix, None)
-                continue
-            entries[name] += 1
-            if event in STARTS:
-                self.open_since[prefix] = self.block
+                elif kind != "end_map":  # the value of `key`
+                    self.field = None
+                    if kind == "start_array" and self.key in LISTS:
+                        self.outline.lists.add(self.key)
+                        self.field = self.key
+            elif depth == ENTRY_DEPTH and self.field is not None and kind not in ENDS:
+                entries[self.field] += 1
+                started = True
+        self._entry_open(started, depths[-1])
 
-    def _bound_entries(self) -> None:
+    def _entry_open(self, started: bool, depth: int) -> None:
+        """Note whether an entry of `field` is open at the end of a block, and since when."""
+        if depth <= ENTRY_DEPTH or self.field is None:
+            self.open_since = None
+        elif started:  # the last entry begun in the block is still open
+            self.open_since = self.block
+
+    def _bound_entry(self) -> None:
         """Refuse an entry that has stayed open through more than `max_bytes` of blocks."""
-        for prefix, since in self.open_since.items():
-            if (self.block - since) * OUTLINE_BLOCK_BYTES > self.max_bytes:
-                name = ITEM_OF[prefix]
-                row = self.outline.entries[name] - 1
-                what = f"row {row}: its 'ids' entry" if name == "ids" else f"row {row}"
-                raise BodyTooLarge(
-                    f"{what} is longer than {self.max_bytes} bytes, the most one row of a JSON "
-                    "upload may be (MODELGATE_MAX_JOB_LINE_BYTES)"
-                )
+        since = self.open_since
+        if since is None or (self.block - since) * OUTLINE_BLOCK_BYTES <= self.max_bytes:
+            return
+        name = self.field
+        row = self.outline.entries[name] - 1 if name else 0
+        what = f"row {row}: its 'ids' entry" if name == "ids" else f"row {row}"
+        raise BodyTooLarge(
+            f"{what} is longer than {self.max_bytes} bytes, the most one row of a JSON "
+            "upload may be (MODELGATE_MAX_JOB_LINE_BYTES)"
+        )
 
 
 def _not_an_object() -> InvalidInput:

@@ -17,7 +17,15 @@ from typing import IO, Any
 import ijson
 from ijson.backends import yajl2_c  # the C backend by name: never the slow Python one
 
-from gateway.jobdata.chunks import JSON_SCALARS, Chunk, id_too_long, longer_than, no_rows, quoted
+from gateway.jobdata.chunks import (
+    JSON_SCALARS,
+    Chunk,
+    ChunkBuilder,
+    id_too_long,
+    longer_than,
+    no_rows,
+    quoted,
+)
 from gateway.jobdata.json_outline import Outline, read_outline
 from gateway.jobdata.records import RowChecker
 from kernel.errors import InvalidInput
@@ -94,21 +102,15 @@ def _record_chunks(
 ) -> Iterator[Chunk]:
     with_ids = bool(checker.id_columns)
     sized = bool(checker.text_features or with_ids)
-    rows: list[list[Any]] = []
-    ids: list[list[Any]] | None = [] if with_ids else None
+    chunks = ChunkBuilder(chunk_size, with_ids)
+    add = chunks.add
     for index, record in enumerate(_items(body, start, "records.item")):
         values, row_ids = checker.record(record, index, None)
         if sized:
             checker.check_sizes(values, row_ids, index, None)
-        rows.append(values)
-        if ids is not None and row_ids is not None:
-            ids.append(row_ids)
-        if len(rows) == chunk_size:
-            yield Chunk(rows, ids)
-            rows = []
-            ids = [] if with_ids else None
-    if rows:
-        yield Chunk(rows, ids)
+        if (chunk := add(values, row_ids)) is not None:
+            yield chunk
+    yield from chunks.rest()
 
 
 def _instance_chunks(
@@ -118,23 +120,20 @@ def _instance_chunks(
     sized = bool(checker.text_features)
     id_bytes = checker.limits.id_bytes
     width: int | None = None
-    rows: list[list[Any]] = []
-    ids: list[list[Any]] | None = [] if with_ids else None
+    row_ids: list[Any] | None = None
+    chunks = ChunkBuilder(chunk_size, with_ids)
+    add = chunks.add
     for index, row in enumerate(_items(body, start, "instances.item")):
-        if entries is not None and ids is not None:
+        if entries is not None:
             # The outline counted one entry per instance.
-            values = _id_values(next(entries), index, width, id_bytes)
-            width = len(values)
-            ids.append(values)
-        rows.append(checker.instance(row, index))
+            row_ids = _id_values(next(entries), index, width, id_bytes)
+            width = len(row_ids)
+        values = checker.instance(row, index)
         if sized:
             checker.check_sizes(row, None, index, None)
-        if len(rows) == chunk_size:
-            yield Chunk(rows, ids)
-            rows = []
-            ids = [] if with_ids else None
-    if rows:
-        yield Chunk(rows, ids)
+        if (chunk := add(values, row_ids)) is not None:
+            yield chunk
+    yield from chunks.rest()
 
 
 def _id_values(entry: Any, index: int, width: int | None, id_bytes: int) -> list[Any]:

@@ -7,12 +7,12 @@ refused before it is held whole; text values past their limits are refused by `R
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
 from gateway.http.payload import NAN_LITERAL, is_nan_literal
-from gateway.jobdata.chunks import Chunk, no_rows, too_many
+from gateway.jobdata.chunks import Chunk, ChunkBuilder, no_rows, too_many
 from gateway.jobdata.lines import upload_lines
 from gateway.jobdata.records import RowChecker, is_out_of_range
 from kernel.errors import InvalidInput
@@ -26,8 +26,8 @@ def ndjson_chunks(
     limits = checker.limits
     # A line no longer than this has no text value past a limit: only longer ones are looked at.
     short = min(limits.cell_bytes, limits.id_bytes)
-    rows: list[list[Any]] = []
-    ids: list[list[Any]] | None = [] if with_ids else None
+    chunks = ChunkBuilder(chunk_size, with_ids)
+    add = chunks.add
     count = 0
     lines = upload_lines(body, limits.line_bytes, universal=False)
     for line, text in enumerate(lines, start=1):
@@ -48,15 +48,9 @@ def ndjson_chunks(
         values, row_ids = checker.record(record, count, line)
         if len(text) > short:
             checker.check_sizes(values, row_ids, count, line)
-        rows.append(values)
-        if ids is not None and row_ids is not None:
-            ids.append(row_ids)
         count += 1
-        if len(rows) == chunk_size:
-            yield Chunk(rows, ids)
-            rows = []
-            ids = [] if with_ids else None
+        if (chunk := add(values, row_ids)) is not None:
+            yield chunk
     if count == 0:
         raise no_rows()
-    if rows:
-        yield Chunk(rows, ids)
+    yield from chunks.rest()

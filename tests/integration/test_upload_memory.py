@@ -3,10 +3,11 @@
 For each format (CSV, NDJSON, JSON) two uploads of 100 MiB are streamed to a real gateway from
 a generator: one of 0.7 to 1.3 million valid rows, accepted, and one whose single id is 100 MiB,
 refused as soon as the reader has read past the line limit (after the whole upload is spooled:
-its SHA-256 comes first). While each runs, a thread samples
-the gateway process's RSS every 50 ms and another asks /healthz; the peak rise must stay under
-64 MiB (one JSON upload of that size used to take 2 GB), /healthz must keep answering, and the
-gateway serves on afterwards.
+its SHA-256 comes first); and a JSON upload of 100 MiB of `[`, nested past the depth limit, is
+refused (422) in its first block (a path per level once cost memory quadratic in the depth).
+While each runs, a thread samples the gateway process's RSS every 50 ms and another asks
+/healthz; the peak rise must stay under 64 MiB (one JSON upload of that size used to take
+2 GB), /healthz must keep answering, and the gateway serves on afterwards.
 
 `UPLOAD_MEMORY_MIB=500` makes each upload 500 MiB: the soak figure, not run by `make test`.
 
@@ -147,6 +148,14 @@ def huge_ndjson_id() -> Iterator[bytes]:
 
 def huge_json_id() -> Iterator[bytes]:
     return one_huge_id(b'{"instances": [[5.1, 3.5, 1.4, 0.2]], "ids": ["', b'"]}')
+
+
+def deep_json() -> Iterator[bytes]:
+    """`{"instances": [`, then 100 MiB of `[`: a row nested about 100 million levels deep."""
+    yield b'{"instances": ['
+    piece = b"[" * MIB
+    for _ in range(UPLOAD_MIB):
+        yield piece
 
 
 # --- watching the gateway while an upload runs ---------------------------------------------
@@ -293,6 +302,15 @@ def test_a_100_mib_id_is_refused_in_bounded_memory(
     assert error["message"].startswith(message)
     assert "MODELGATE_MAX_JOB_LINE_BYTES" in error["message"]
     assert "xxxx" not in response.text  # nothing of the value is echoed
+    check_watch(watch)
+
+
+def test_a_deeply_nested_json_upload_is_refused_in_bounded_memory(warm: Gateway) -> None:
+    response, watch, _ = upload(warm, "application/json", deep_json(), id_columns="")
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert error["message"].startswith("the body nests arrays and objects deeper than 8 levels")
     check_watch(watch)
 
 

@@ -3,8 +3,12 @@ holds no more than about a line of the upload, whatever the upload."""
 
 from __future__ import annotations
 
+import csv
+import importlib.machinery
 import io
+import sys
 import tempfile
+import time
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +20,7 @@ import pytest
 from gateway.http.errors import STATUS_BY_CODE, BodyTooLarge
 from gateway.jobdata import json_outline, json_rows, lines
 from gateway.jobdata.lines import upload_lines
+from gateway.jobdata.surrogates import SurrogateCheck
 from gateway.jobdata.uploads import Chunk, UploadLimits, iter_chunks
 from gateway.settings import GatewaySettings
 from kernel.errors import InvalidInput, ModelgateError
@@ -81,7 +86,19 @@ def test_a_cell_limit_past_what_csv_reads_is_refused() -> None:
 
 
 def test_json_is_parsed_by_the_c_backend() -> None:
-    assert json_rows.yajl2_c.backend_name == json_outline.yajl2_c.backend_name == "yajl2_c"
+    """Both passes parse with yajl2_c, whose parsers are a compiled extension's objects."""
+    from ijson.backends import _yajl2
+
+    assert _yajl2.__file__ is not None
+    assert _yajl2.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    backend = sys.modules["ijson.backends.yajl2_c"]
+    assert json_outline.yajl2_c is backend and json_rows.yajl2_c is backend
+    events = ijson.sendable_list()
+    for parser in (
+        backend.basic_parse_coro(events, use_float=True),  # the outline's
+        backend.items_coro(events, "instances.item", use_float=True),  # the rows'
+    ):
+        assert type(parser).__module__ == "_yajl2"
     assert ijson.backend == "yajl2_c"  # the backend installed is the C one, not a fallback
 
 
@@ -286,6 +303,39 @@ def test_a_long_csv_number_cell_is_refused_by_the_cell_limit() -> None:
     assert invalid(data, CSV).startswith("row 0 (line 2), column 'd': longer than 64 bytes")
 
 
+@pytest.mark.parametrize("id_bytes", [512 * 1024, 1024])
+def test_a_csv_cell_past_what_csv_reads_is_refused_by_its_own_limit(id_bytes: int) -> None:
+    """With the line limit raised past csv's bound on a field (128 KiB), a cell past that bound
+    is refused as csv stops reading it: an id cell by the id limit (at most that bound), another
+    by the cell limit, each named with its column."""
+    bound = csv.field_size_limit()
+    limits = UploadLimits(line_bytes=1024 * 1024, id_bytes=id_bytes, cell_bytes=4096)
+    id_limit = min(id_bytes, bound)
+    cases = {
+        b"id,a,b,c,d\nr0,1,2,3,4\n" + b"x" * (bound + 1000) + b",1,2,3,4\n": "id",
+        # quoted, over lines, with quotes and commas: csv stops reading within the cell
+        b'a,b,id,c,d\n1,2,r0,3,4\n1,2,"' + b'x"",\n' * (bound // 4 + 1) + b'",3,4\n': "id",
+        b'a,b,c,d,id\n1,2,3,4,r0\n1,2,3,4,"' + b'x""\n' * (bound // 2) + b'"\r\n': "id",
+        b"id,a,b,c,d\nr0,1,2,3,4\nr1,1,2," + b"3" * (bound + 1) + b",4\n": "c",
+    }
+    for data, column in cases.items():
+        message = invalid(data, CSV, id_columns=["id"], limits=limits)
+        if column == "id":
+            assert message == (
+                f"row 1 (line 3), id column 'id': longer than {id_limit} bytes, the most an id "
+                "may be (MODELGATE_MAX_JOB_ID_BYTES)"
+            )
+        else:
+            assert message == (
+                f"row 1 (line 3), column '{column}': longer than 4096 bytes, the most a value "
+                "may be (MODELGATE_MAX_JOB_CELL_BYTES)"
+            )
+    # An id cell of csv's bound is read, when the id limit takes it.
+    data = b"id,a,b,c,d\n" + b"y" * bound + b",1,2,3,4\n"
+    if id_bytes >= bound:
+        assert read(data, CSV, id_columns=["id"], limits=limits)[0].ids == [["y" * bound]]
+
+
 # --- JSON: the outline pass ----------------------------------------------------------------
 
 
@@ -379,6 +429,93 @@ def test_a_json_row_up_to_the_limit_is_always_read() -> None:
         assert len(read(document, JSON, signature=wide, limits=limits)[0].rows) == 1
 
 
+#: How deep a JSON upload may nest (json_outline.MAX_DEPTH, documented in docs/jobs.md).
+DEPTH_LIMIT = 8
+
+
+def test_a_deeply_nested_json_document_is_refused_at_once_in_bounded_memory() -> None:
+    """Depth 20,000 in 40 KB (within a row's limit) used to cost about 1 GB and seconds, a path
+    built per event: it is refused in the first block, holding about a block's events."""
+    depth = 20_000
+    body = Watched(b'{"instances": [' + b"[" * depth + b"]" * depth + b"]}")
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(InvalidInput) as caught:
+            list(iter_chunks(body, JSON, IRIS, [], 100, 1000, UploadLimits()))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    seconds = time.perf_counter() - started
+    assert peak < 4 * 1024 * 1024, f"peak {peak} bytes"
+    assert body.furthest <= json_outline.OUTLINE_BLOCK_BYTES  # the first block, no further
+    assert seconds < 1.0
+    assert caught.value.message == (
+        "the body nests arrays and objects deeper than 8 levels, the most a JSON upload may "
+        "have (a row is at level 3: the document, its list of rows, the row)"
+    )
+    assert json_outline.MAX_DEPTH == DEPTH_LIMIT
+
+
+def nested(levels: int) -> bytes:
+    """A value `levels` arrays and objects deep (a scalar when 0)."""
+    pairs, odd = divmod(levels, 2)
+    return b'{"k": [' * pairs + b"[" * odd + b"1" + b"]" * odd + b"]}" * pairs
+
+
+@pytest.mark.parametrize(
+    ("head", "tail", "depth"),
+    [
+        (b'{"instances": [[1, 2, 3, 4]], "extra": ', b"}", 1),  # below the document
+        (b'{"instances": [[1, 2, 3, 4]], "ids": [', b"]}", 2),  # below an ids list
+        (b'{"records": [{"a": 1, "b": 2, "c": 3, "d": ', b"}]}", 3),  # below a record
+    ],
+)
+def test_json_nested_up_to_the_depth_limit_is_parsed_and_no_deeper(
+    head: bytes, tail: bytes, depth: int
+) -> None:
+    """Up to MAX_DEPTH levels a document is outlined, wherever its blocks split it; one level
+    more is refused by the outline, before any row is read."""
+    block = json_outline.OUTLINE_BLOCK_BYTES
+    deepest = DEPTH_LIMIT - depth
+    for shift in range(-12, 4, 3):
+        pad = b" " * (block - len(head) + shift)
+        for levels, refused in ((deepest, False), (deepest + 1, True)):
+            document = head + pad + nested(levels) + tail
+            with tempfile.SpooledTemporaryFile() as body:
+                body.write(document)
+                body.seek(0)
+                if refused:
+                    with pytest.raises(InvalidInput, match="deeper than 8 levels"):
+                        json_outline.read_outline(body, 64 * 1024, 10)
+                else:
+                    json_outline.read_outline(body, 64 * 1024, 10)
+    rows = read(b'{"instances": [[1, 2, 3, 4]], "ids": [["a", 1]]}', JSON)
+    assert rows[0].rows == [[1, 2, 3, 4]] and rows[0].ids == [["a", 1]]
+
+
+def test_a_json_document_of_many_fields_is_refused_having_kept_few() -> None:
+    """Top-level keys are kept (they are checked once the document is read): a document of
+    100,000 of them (1.8 MB) is refused at the 17th, not kept whole (that took 12 MB)."""
+    fields = b",".join(b'"field-%06d": 1' % i for i in range(100_000))
+    body = Watched(b'{"instances": [[1, 2, 3, 4]], ' + fields + b"}")
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput) as caught:
+            list(iter_chunks(body, JSON, IRIS, [], 100, 1000, UploadLimits()))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 1024 * 1024, f"peak {peak} bytes"
+    assert body.furthest <= json_outline.OUTLINE_BLOCK_BYTES
+    assert caught.value.message == (
+        "the body has more than 16 fields; a job takes 'instances' (and 'ids') or 'records'"
+    )
+    sixteen = b",".join(b'"field-%d": 1' % i for i in range(15))
+    message = invalid(b'{"instances": [[1, 2, 3, 4]], ' + sixteen + b"}", JSON)
+    assert message == "unknown field(s) 'field-0', 'field-1', 'field-2' and 12 more"
+
+
 # --- memory: what a reader holds -----------------------------------------------------------
 
 
@@ -461,6 +598,46 @@ def test_json_strings_are_read_as_orjson_reads_them(escape: bytes) -> None:
             else:
                 chunks = read(document, JSON, signature=TEXT, limits=UploadLimits())
                 assert [row for chunk in chunks for row in chunk.rows] == expected
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b'"]]}', b'\\udc00"]]}', b'"], ' + b'["z"], ' * 10 + b'["q"]]}'],
+    ids=["end", "low", "more"],
+)
+def test_backslashes_before_a_surrogate_escape_are_read_as_orjson_reads_them(tail: bytes) -> None:
+    """`\\` times n then `\\ud800`: a lone high surrogate when n is even, a backslash and text
+    when odd; with runs of any length ending at any offset around a block boundary, the upload
+    is refused exactly when orjson refuses it, and read as orjson reads it otherwise."""
+    block = json_outline.OUTLINE_BLOCK_BYTES
+    head = b'{"instances": ['
+    for run in range(48):
+        for shift in range(-40, 3):
+            # The escape's own backslash at `block + shift`.
+            pad = b" " * (block + shift - len(head) - len(b'["x') - run)
+            document = head + pad + b'["x' + b"\\" * run + b"\\ud800" + tail
+            try:
+                expected = orjson.loads(document)["instances"]
+            except orjson.JSONDecodeError:
+                assert invalid(document, JSON, signature=TEXT) == "the body is not valid JSON"
+            else:
+                chunks = read(document, JSON, signature=TEXT, chunk_size=10_000)
+                assert [row for chunk in chunks for row in chunk.rows] == expected
+
+
+def test_the_surrogate_check_carries_a_run_of_backslashes_over_any_blocks() -> None:
+    """Fed in blocks of 1 to 40 bytes, a run of backslashes longer than several blocks still
+    decides whether the `\\ud800` after it is an escape (lone, so found) or text."""
+    for run in (*range(12), 31, 32, 33, 64, 65, 100, 101):
+        for after in (b"", b"\\udc00", b"x"):
+            document = b'"a' + b"\\" * run + b"\\ud800" + after + b'"'
+            lone = run % 2 == 0 and not after.startswith(b"\\udc")
+            for size in range(1, 41):
+                check = SurrogateCheck()
+                for at in range(0, len(document), size):
+                    check.feed(document[at : at + size])
+                check.feed(b"", last=True)
+                assert check.found == lone, (run, after, size)
 
 
 @pytest.mark.parametrize(

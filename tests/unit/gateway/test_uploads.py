@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import io
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ import pytest
 from gateway.http.errors import UnsupportedMediaType
 from gateway.http.media import upload_format
 from gateway.http.payload import NAN_LITERAL
+from gateway.jobdata import csv_rows, json_rows, ndjson_rows
+from gateway.jobdata.chunks import ChunkBuilder
 from gateway.jobdata.uploads import Chunk, TooManyJobRows, iter_chunks
 from kernel.errors import InvalidInput
 from registry.cells import NOT_JSON_NUMBER, cell_problem, cells_parser
@@ -207,6 +210,22 @@ def test_several_id_columns_come_in_id_columns_order(fmt: str) -> None:
         data, media = orjson.dumps({"records": records}).decode(), "application/json"
     chunks = read(data, media, id_columns=["a", "b"])
     assert ids_of(chunks) == [[f"a{i}", f"b{i}"] for i in range(3)]
+
+
+def test_every_reader_gathers_its_chunks_with_one_builder() -> None:
+    """ChunkBuilder (gateway/jobdata/chunks.py) is the one place rows become chunks."""
+    builder = ChunkBuilder(2, with_ids=True)
+    assert builder.add([1], ["a"]) is None
+    assert builder.add([2], ["b"]) == Chunk([[1], [2]], [["a"], ["b"]])
+    assert builder.add([3], ["c"]) is None
+    assert list(builder.rest()) == [Chunk([[3]], [["c"]])]
+    assert list(builder.rest()) == []
+    without = ChunkBuilder(1, with_ids=False)
+    assert without.add([1], None) == Chunk([[1]], None)
+    assert list(without.rest()) == []
+    for module in (csv_rows, ndjson_rows, json_rows):
+        source = inspect.getsource(module)
+        assert "ChunkBuilder(" in source and "Chunk(" not in source.replace("ChunkBuilder(", "")
 
 
 def test_body_is_left_open() -> None:
