@@ -62,6 +62,11 @@ class ChunkStore(Protocol):
         """
         ...
 
+    def result_size(self, job_id: str, n: int) -> int:
+        """The bytes of chunk n's result as stored (0 if none is): one an earlier delivery
+        stored before it died is counted by the delivery that finds it."""
+        ...
+
     def delete_result(self, job_id: str, n: int) -> None:
         """Take back chunk n's result, written by this store for a job that stopped meanwhile."""
         ...
@@ -73,6 +78,11 @@ class ChunkStore(Protocol):
 
     def iter_results(self, job_id: str, chunks: int) -> Iterator[ResultChunk]:
         """(ids, result) of chunks 0 .. chunks-1, in order; LookupError if one is missing."""
+        ...
+
+    def has_results(self, job_id: str, chunks: int) -> bool:
+        """Whether every one of the job's `chunks` chunks has its result stored (checked
+        before results are streamed, which then answer 410 rather than break off)."""
         ...
 
     def delete(self, job_id: str, chunks: int) -> None:
@@ -119,6 +129,17 @@ class RedisChunkStore:
     def _key(self, job_id: str, part: str, n: int) -> str:
         return job_key(self.prefix, job_id, f"{part}:{n}")
 
+    def input_key(self, job_id: str, n: int) -> str:
+        """Chunk n's input key (JobStore deletes it and its bytes' count in one script)."""
+        return self._key(job_id, "in", n)
+
+    def _own_keys(self, job_id: str, chunks: int) -> Iterator[list[str]]:
+        """Every key this store writes for the job's chunks, inputs, ids and results, _BATCH
+        at a time."""
+        keys = [self._key(job_id, part, n) for n in range(chunks) for part in ("in", "ids", "out")]
+        for start in range(0, len(keys), _BATCH):
+            yield keys[start : start + _BATCH]
+
     def write_input(
         self, job_id: str, n: int, rows: Rows, ids: Rows | None, expires_at: float | None = None
     ) -> int:
@@ -154,17 +175,18 @@ class RedisChunkStore:
         stored = int(self._write_result(keys=keys, args=args)) == 1
         return len(encoded_result) if stored else 0
 
+    def result_size(self, job_id: str, n: int) -> int:
+        return int(self.redis.strlen(self._key(job_id, "out", n)))
+
     def delete_result(self, job_id: str, n: int) -> None:
         self.redis.delete(self._key(job_id, "out", n))
 
     def keep_results(self, job_id: str, chunks: int, until: float) -> None:
         at = int(until * 1000)
         # An input left (its worker died between counting the chunk and deleting it) too.
-        parts = ("in", "ids", "out")
-        keys = [self._key(job_id, part, n) for n in range(chunks) for part in parts]
-        for start in range(0, len(keys), _BATCH):
+        for keys in self._own_keys(job_id, chunks):
             pipe = self.redis.pipeline(transaction=False)
-            for key in keys[start : start + _BATCH]:
+            for key in keys:
                 pipe.pexpireat(key, at)
             pipe.execute()
 
@@ -178,8 +200,15 @@ class RedisChunkStore:
                 raise LookupError(f"chunk {n} of job {job_id} has no result")
             yield (orjson.loads(ids) if ids else None), orjson.loads(out)
 
+    def has_results(self, job_id: str, chunks: int) -> bool:
+        keys = [self._key(job_id, "out", n) for n in range(chunks)]
+        found = sum(
+            int(self.redis.exists(*keys[start : start + _BATCH]))
+            for start in range(0, len(keys), _BATCH)
+        )
+        return found == chunks
+
     def delete(self, job_id: str, chunks: int) -> None:
         # Every key here is this store's own: inputs by reference do not exist in Redis.
-        keys = [self._key(job_id, part, n) for n in range(chunks) for part in ("in", "ids", "out")]
-        for start in range(0, len(keys), _BATCH):
-            self.redis.delete(*keys[start : start + _BATCH])
+        for keys in self._own_keys(job_id, chunks):
+            self.redis.delete(*keys)

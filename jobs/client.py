@@ -34,6 +34,13 @@ from kernel.settings import SharedSettings
 
 logger = logging.getLogger(__name__)
 
+#: How long a submission's running-job slot is held before its record exists: far longer than
+#: storing the largest upload the caps allow takes (MODELGATE_MAX_STORED_BYTES_PER_OWNER, 1 GiB
+#: by default, is read and stored in minutes), so that a gateway that dies mid-upload blocks
+#: the slot this long at most, not for the job TTL. Once the upload is stored, the slot is held
+#: until the job's `expires`; an upload slower than this is not counted twice (see _submit).
+PROVISIONAL_SECONDS = 3600
+
 
 class JobClient:
     """Submit and read jobs for one owner at a time; the owner check lives here."""
@@ -119,19 +126,25 @@ class JobClient:
         job_id = new_job_id()
         # The job's data, its record included, expires this long after its submission began.
         expires = time.time() + self.settings.job_ttl_seconds
+        provisional = min(time.time() + PROVISIONAL_SECONDS, expires)
         usage, caps = self.store.usage, self.caps
         count = rows = size = 0
         try:
             with unavailable_on_redis_error():
-                usage.reserve(owner, job_id, caps, expires, slot=True)
+                usage.reserve(owner, job_id, caps, provisional, slot=True)
                 for chunk_rows, ids in chunks:
                     size += self.store.chunks.write_input(job_id, count, chunk_rows, ids, expires)
                     count += 1
                     rows += len(chunk_rows)
                     # Only looked at: shares taken half-way would let concurrent uploads at the
                     # cap refuse each other, all of them.
-                    usage.reserve(owner, job_id, caps, expires, rows=rows, size=size, check=True)
-                usage.reserve(owner, job_id, caps, expires, rows=rows, size=size)
+                    usage.reserve(
+                        owner, job_id, caps, expires, slot=True, rows=rows, size=size, check=True
+                    )
+                # The slot again (taken once): an upload slower than PROVISIONAL_SECONDS lost
+                # it when its share was dropped, and takes it back here, or is refused if
+                # others took it meanwhile. Its share now ends at `expires`.
+                usage.reserve(owner, job_id, caps, expires, slot=True, rows=rows, size=size)
                 record = JobRecord(
                     job_id,
                     owner,
@@ -208,6 +221,10 @@ class JobClient:
             raise JobResultsDeleted(
                 "the job succeeded, and its results expired since (job_results_ttl_seconds)"
             )
+        with unavailable_on_redis_error():
+            # Checked before the stream starts: a result missing once it has would break it.
+            if not self.store.chunks.has_results(record.id, record.chunks):
+                raise JobResultsDeleted("the job succeeded, and some of its results are gone")
         return self.store.chunks.iter_results(record.id, record.chunks)
 
     def cancel(self, record: JobRecord) -> JobRecord:

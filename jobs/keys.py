@@ -21,6 +21,8 @@ gives as `expires`: `job_ttl_seconds` after its submission began, or once it suc
     P owner:{owner}:shares  hash job id -> "slot rows bytes": what each job holds of the caps
     P owner:{owner}:expiry  sorted set of job ids by when their data expires (ms), to drop
                             the shares Redis expired the data of
+    P owner:{owner}:slots   set of the job ids holding a running-job slot, whose records a
+                            refusal for a slot checks (a job moved by an older version)
     P idem:{owner}:{sha}    the job an Idempotency-Key made: {"job_id", "body"} (sha of the key)
     P idem:{owner}:{sha}:claim
                             the token of the one request creating that job (a redis-py Lock)
@@ -54,6 +56,11 @@ def owner_shares_key(prefix: str, owner: str) -> str:
 def owner_expiry_key(prefix: str, owner: str) -> str:
     """The owner's job ids by when their data expires, in milliseconds."""
     return f"{prefix}owner:{owner}:expiry"
+
+
+def owner_slots_key(prefix: str, owner: str) -> str:
+    """The owner's jobs holding a running-job slot."""
+    return f"{prefix}owner:{owner}:slots"
 
 
 def all_jobs_key(prefix: str) -> str:

@@ -18,9 +18,10 @@ import orjson
 from redis import Redis
 from redis.typing import EncodableT
 
+from jobs import scripts
 from jobs.chunks import ChunkResult, ChunkStore, RedisChunkStore, Rows
 from jobs.keys import all_jobs_key, job_key, owner_key
-from jobs.owner_usage import LUA_SHARES, OwnerUsage, Usage
+from jobs.owner_usage import OwnerUsage, Usage
 from jobs.record import (
     ACTIVE,
     CANCELLED,
@@ -37,79 +38,6 @@ _EVERY_STATUS = frozenset(TRANSITIONS) | {QUEUED}
 #: How long a succeeded job's record outlives its results, so that `GET /v1/jobs/{id}` still
 #: answers (and its results 410, not 404) for a while after they went.
 RECORD_OUTLIVES_RESULTS_SECONDS = 3600
-
-#: Set fields of a record only if its status is one of the given ones, checked and set in one
-#: step (a plain HSET would also bring an expired record back as a fragment without a TTL),
-#: and change the job's share with it. Mode `keep` (succeeded): free the running-job slot, the
-#: data now expires at `until` (the record at `record until`), progress keys go. Mode `drop`
-#: (failed, cancelled, deleted; refused if the data was deleted already): free the whole share.
-#: KEYS: the record, the owner's usage, shares and expiry, the job's deliveries and done keys.
-#: ARGV: job, mode ('', keep, drop), until (ms), record until (ms), n, n statuses as stored,
-#: then field, value pairs. 1 if set, else 0.
-_MOVE = (
-    LUA_SHARES
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 0 end
-local mode = ARGV[2]
-if mode == 'drop' then
-  local deleted = redis.call('HGET', KEYS[1], 'deleted')
-  if deleted and deleted ~= 'null' then return 0 end
-end
-local n = tonumber(ARGV[5])
-local allowed = false
-for i = 6, n + 5 do
-  if status == ARGV[i] then allowed = true end
-end
-if not allowed then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, n + 6))
-if mode == 'keep' then
-  local old = share_of(KEYS[3], ARGV[1])
-  if old then
-    set_share(KEYS[2], KEYS[3], ARGV[1], old, {0, old[2], old[3]})
-    -- Never earlier here: the data keys get their new expiry only after this script.
-    redis.call('ZADD', KEYS[4], 'XX', 'GT', ARGV[3], ARGV[1])
-  end
-  redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-  redis.call('DEL', KEYS[5], KEYS[6])
-elseif mode == 'drop' then
-  drop_share(KEYS[2], KEYS[3], KEYS[4], ARGV[1])
-  redis.call('DEL', KEYS[5])
-end
-return 1
-"""
-)
-
-#: Count chunk n as done only while the job is active, so that progress never moves after a
-#: cancel. A chunk already done still counts (a redelivery) unless the job's data was deleted.
-#: The bytes of the result this delivery stored join the job's share.
-#: KEYS: the record, the done set, the owner's usage and shares. ARGV: n, job, the bytes
-#: stored, the active states. The number of chunks done, or -1 if chunk n does not count.
-_COMMIT_CHUNK = (
-    LUA_SHARES
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return -1 end
-local deleted = redis.call('HGET', KEYS[1], 'deleted')
-if deleted and deleted ~= 'null' then return -1 end
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then
-  local active = false
-  for i = 4, #ARGV do
-    if status == ARGV[i] then active = true end
-  end
-  if not active then return -1 end
-  redis.call('SADD', KEYS[2], ARGV[1])
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-end
-local stored = tonumber(ARGV[3])
-if stored > 0 then
-  local old = share_of(KEYS[4], ARGV[2])
-  if old then set_share(KEYS[3], KEYS[4], ARGV[2], old, {old[1], old[2], old[3] + stored}) end
-end
-return redis.call('SCARD', KEYS[2])
-"""
-)
 
 
 class JobStore:
@@ -136,8 +64,8 @@ class JobStore:
         # Every share ends within `lifetime` of its job's submission: the owner's keys, kept
         # that long after its last one (and an hour for clocks that differ), then hold nothing.
         self.usage = OwnerUsage(redis, prefix, keep_seconds=self.lifetime + 3600)
-        self._move_script = redis.register_script(_MOVE)
-        self._commit_chunk = redis.register_script(_COMMIT_CHUNK)
+        self._move_script = redis.register_script(scripts.MOVE)
+        self._commit_chunk = redis.register_script(scripts.COMMIT_CHUNK)
         self._active = [encoded(status) for status in sorted(ACTIVE)]
 
     @property
@@ -195,18 +123,20 @@ class JobStore:
         allowed = TRANSITIONS[status]
         if status == RUNNING:
             return self._move(job_id, allowed, {"status": status, **fields})
-        job = self._owner_and_chunks(job_id)
+        job = self._job(job_id)
         if job is None:
             return False
-        owner, chunks = job
+        owner, chunks, current = job
         if status == SUCCEEDED:
+            if current not in ACTIVE:
+                return False  # finished already: its data keeps the retention it was given
             until = time.time() + self.results_ttl
-            changes = {"status": status, **fields, "expires": until}
-            if not self._move(job_id, allowed, changes, owner, "keep", until):
-                return False
+            # The retention first, then the status: a crash in between leaves the job active
+            # (the redelivered last chunk finishes it: worker.tasks), never succeeded with
+            # results that expire before its `expires` says.
             self.chunks.keep_results(job_id, chunks, until)
-            self.usage.set_expiry(owner, job_id, until)  # now the data keys expire then too
-            return True
+            changes = {"status": status, **fields, "expires": until}
+            return self._move(job_id, allowed, changes, owner, "keep", until)
         fields.setdefault("deleted", time.time())
         if not self._move(job_id, allowed, {"status": status, **fields}, owner, "drop"):
             return False
@@ -231,11 +161,12 @@ class JobStore:
         keys += [self.key(job_id, "deliveries"), self.key(job_id, "done")]
         return int(self._move_script(keys=keys, args=args)) == 1
 
-    def _owner_and_chunks(self, job_id: str) -> tuple[str, int] | None:
-        owner, chunks = self.redis.hmget(self.key(job_id), ["owner", "chunks"])
+    def _job(self, job_id: str) -> tuple[str, int, str | None] | None:
+        """(owner, chunks, status) of the job's record; None without one."""
+        owner, chunks, status = self.redis.hmget(self.key(job_id), ["owner", "chunks", "status"])
         if owner is None or chunks is None:
             return None
-        return orjson.loads(owner), int(orjson.loads(chunks))
+        return orjson.loads(owner), int(orjson.loads(chunks)), orjson.loads(status or b"null")
 
     def cancel(self, record: JobRecord) -> JobRecord:
         """Cancel an active job and delete its inputs and results; the record stays.
@@ -288,10 +219,14 @@ class JobStore:
         chunks are done, or None if the job stopped (cancelled, failed, deleted, expired) and
         the chunk no longer counts."""
         stored = self.chunks.write_result(job_id, n, result)
-        job = self._owner_and_chunks(job_id)
+        job = self._job(job_id)
         owner = job[0] if job is not None else ""
-        keys = [self.key(job_id), self.key(job_id, "done"), *self.usage.keys(owner)[:2]]
-        args: list[EncodableT] = [n, job_id, stored, *self._active]
+        # Its bytes as stored, whichever delivery stored them (one that died before counting
+        # them left them to this one, whose write stored nothing): counted once, as the chunk
+        # counts done.
+        size = stored or (self.chunks.result_size(job_id, n) if job is not None else 0)
+        keys = [self.key(job_id), self.key(job_id, "done"), *self.usage.keys(owner)]
+        args: list[EncodableT] = [n, job_id, size, *self._active]
         done = int(self._commit_chunk(keys=keys, args=args)) if job is not None else -1
         if done < 0:
             if stored:
@@ -302,5 +237,10 @@ class JobStore:
             return None
         # Only after the count: a redelivery finds the chunk done and never needs its input.
         # (A crash in between leaves the input, still counted, until the job's data expires.)
-        self.usage.add_bytes(owner, job_id, -self.chunks.delete_input(job_id, n))
+        chunks = self.chunks
+        if isinstance(chunks, RedisChunkStore) and chunks.redis is self.redis:
+            # Deleted and uncounted in one step: no crash leaves its bytes counted after it.
+            self.usage.delete_counted(owner, job_id, chunks.input_key(job_id, n))
+        else:
+            self.usage.add_bytes(owner, job_id, -chunks.delete_input(job_id, n))
         return done

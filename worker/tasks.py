@@ -99,7 +99,11 @@ class ChunkRunner:
         # Before its input is read: a chunk's input is deleted once its result is counted.
         if self.store.is_done(job_id, n):
             DUPLICATE_CHUNKS.inc()
-            return "duplicate"  # a redelivery of a chunk already stored
+            # A redelivery of a chunk already stored. If every chunk is, the delivery that
+            # counted the last one died before finishing the job (which is still active):
+            # finish it here, or it would hold its slot, `running`, until its TTL.
+            self.finish_if_done(job_id, record.chunks, record.rows)
+            return "duplicate"
         if record.status == QUEUED:
             # Only if it is still queued, checked atomically: this record may be stale, read
             # before a cancel.
@@ -139,11 +143,20 @@ class ChunkRunner:
         TASK_SECONDS.observe(time.perf_counter() - started)
         CHUNKS.inc()
         ROWS.inc(len(rows))
-        if done >= record.chunks and self.store.update(
-            job_id, status=SUCCEEDED, finished=time.time()
-        ):
-            logger.info("job finished", extra={"job_id": job_id, "rows": record.rows})
+        if done >= record.chunks:
+            self.finish(job_id, record.rows)
         return "done"
+
+    def finish_if_done(self, job_id: str, chunks: int, rows: int) -> None:
+        """Finish the job if all its `chunks` chunks are counted done."""
+        if self.store.chunks_done(job_id) >= chunks:
+            self.finish(job_id, rows)
+
+    def finish(self, job_id: str, rows: int) -> None:
+        """Mark the job succeeded (its results kept for their retention: JobStore.update),
+        unless it stopped already (another delivery finished it, or it was cancelled)."""
+        if self.store.update(job_id, status=SUCCEEDED, finished=time.time()):
+            logger.info("job finished", extra={"job_id": job_id, "rows": rows})
 
     def fail(self, job_id: str, code: str, message: str) -> None:
         """Fail the job for chunk failure `code`, unless it is no longer active (a cancelled or

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,6 +59,19 @@ def redis_durable(workdir: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis(redis_durable: RedisServer) -> Iterator[Redis]:
+    """A client of the durable redis-server (the job store's tests)."""
+    with Redis.from_url(redis_durable.url) as client:
+        yield client
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of the test's own, so that no other test's jobs count against its owners."""
+    return f"mgjob{secrets.token_hex(3)}:"
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 fails, is cancelled queued or running, loses a worker to SIGKILL, and after its data expired
 (which Redis does without running any code); concurrent submissions never pass a cap. And the
 data's lifecycle: inputs deleted as they are scored, results kept for their retention, and a
-delete that touches only the job's own keys.
+delete that touches only the job's own keys. A gateway or worker that dies at each point that
+matters (simulated by raising where it stops) leaves them exact, or set right by the next step:
+the slot's provisional expiry, a redelivery, the slot holders' records read at a refusal.
 
 "Exact" is checked against Redis itself: a job's share of bytes equals the bytes of the keys it
 holds (STRLEN of its inputs, ids and results), and the owner's counters equal its shares' sum.
@@ -11,10 +13,11 @@ Each test has a key prefix of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple
@@ -23,12 +26,13 @@ from typing import Any
 import pytest
 from redis import Redis
 
+import jobs.client
 from devstack.processes import RedisServer, wait_until
 from jobs.chunks import Rows
 from jobs.client import JobClient
 from jobs.errors import JobLimitExceeded, JobResultsDeleted
 from jobs.owner_usage import Usage
-from jobs.record import FAILED, SUCCEEDED, JobRecord
+from jobs.record import ACTIVE, CANCELLED, FAILED, SUCCEEDED, JobRecord, encoded
 from jobs.store import RECORD_OUTLIVES_RESULTS_SECONDS, JobStore
 from kernel.settings import SharedSettings
 from registry.client import Registry
@@ -43,17 +47,6 @@ OWNER = "acme"
 FEATURES = [5.1, 3.5, 1.4, 0.2]
 
 ClientFactory = Callable[..., JobClient]
-
-
-@pytest.fixture
-def redis(redis_durable: RedisServer) -> Iterator[Redis]:
-    with Redis.from_url(redis_durable.url) as client:
-        yield client
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"mgcount{secrets.token_hex(3)}:"
 
 
 @pytest.fixture
@@ -320,6 +313,200 @@ def test_a_delete_removes_only_the_jobs_own_keys(make_client: ClientFactory, red
     redis.delete(*sentinels)
 
 
+# -- a process that dies at a chosen point --------------------------------------------------
+
+
+class Died(BaseException):
+    """The process died here: nothing after this point runs (no `except Exception` sees it)."""
+
+
+def died(*args: Any, **kwargs: Any) -> None:
+    raise Died
+
+
+def expiry_ms(store: JobStore, job_id: str, owner: str = OWNER) -> float | None:
+    return store.redis.zscore(store.usage.keys(owner)[2], job_id)
+
+
+def test_a_gateway_that_dies_mid_upload_holds_the_slot_only_provisionally(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not raising: before the provisional expiry existed, this shows the slot held for the TTL.
+    monkeypatch.setattr(jobs.client, "PROVISIONAL_SECONDS", 1.0, raising=False)
+    client = make_client(max_running_jobs_per_owner=1)
+    store = client.store
+
+    def upload_then_die() -> Iterator[tuple[Rows, Rows]]:
+        yield from chunks_of(20)
+        raise Died
+
+    started = time.time()
+    with monkeypatch.context() as patch, pytest.raises(Died):
+        patch.setattr(client, "_discard_quietly", died)  # dead: nothing is cleaned up
+        client.submit(
+            owner=OWNER, model="iris", version=1, id_columns=["rid"], classes=None,
+            chunks=upload_then_die(),
+        )  # fmt: skip
+    [dead] = [job.decode() for job in store.redis.hkeys(store.usage.keys(OWNER)[1])]
+    assert store.get(dead) is None and store.usage.share(OWNER, dead) == Usage(1, 0, 0)
+    until = expiry_ms(store, dead)
+    assert until is not None and until <= (started + 1.5) * 1000  # not the job's 600 s
+    # Held meanwhile (a submission without a record is never taken for a stopped job) ...
+    with pytest.raises(JobLimitExceeded, match="1 jobs are queued or running"):
+        submit(client, 10)
+    time.sleep(max(0.0, until / 1000 - time.time()) + 0.05)
+    # ... and free once the provisional expiry passed.
+    record = submit(client, 10)
+    assert store.usage.share(OWNER, dead) is None
+    assert assert_exact(store, [record]) == Usage(1, 10, held_bytes(store, record.id))
+
+
+def test_an_upload_slower_than_the_provisional_expiry_holds_one_slot_or_is_refused(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs.client, "PROVISIONAL_SECONDS", 0.3)
+    other = make_client()
+    store = other.store
+    others: list[JobRecord] = []
+
+    def submit_slowly(client: JobClient, owner: str) -> JobRecord:
+        def slow() -> Iterator[tuple[Rows, Rows]]:
+            yield from chunks_of(10)
+            time.sleep(0.5)  # past the provisional expiry: the next submission drops its share
+            others.append(submit(other, 10, owner))
+            assert store.owner_usage(owner).active == 1  # the other's slot only
+            yield from chunks_of(10)
+
+        return client.submit(
+            owner=owner, model="iris", version=1, id_columns=["rid"], classes=None, chunks=slow()
+        )
+
+    record = submit_slowly(make_client(max_running_jobs_per_owner=2), OWNER)
+    # It took its slot back, once, and holds it until its `expires`.
+    assert store.usage.share(OWNER, record.id) == Usage(1, 20, held_bytes(store, record.id))
+    assert assert_exact(store, [record, *others]).active == 2
+    assert record.expires is not None and expiry_ms(store, record.id) == int(record.expires * 1000)
+    # With the cap reached meanwhile, it is refused and leaves nothing.
+    with pytest.raises(JobLimitExceeded, match="1 jobs are queued or running"):
+        submit_slowly(make_client(max_running_jobs_per_owner=1), "slow")
+    usage = assert_exact(store, [others[-1]], "slow")
+    assert usage == Usage(1, 10, held_bytes(store, others[-1].id))
+    assert store.redis.hlen(store.usage.keys("slow")[1]) == 1
+    assert len(list(store.redis.scan_iter(f"{store.prefix}job:*:in:*"))) == 4  # the 3 jobs'
+
+
+def test_a_result_stored_by_a_worker_that_died_before_counting_it_is_counted_once(
+    make_client: ClientFactory,
+) -> None:
+    client = make_client()
+    store = client.store
+    record = submit(client, 20)
+    # The first delivery stored chunk 0's result and died before it counted.
+    assert store.chunks.write_result(record.id, 0, {"predictions": [1] * 10}) > 0
+    assert runner(store).run(record.id, 0) == "done"  # its SET NX stores nothing
+    assert store.redis.exists(store.key(record.id, "in:0")) == 0
+    assert assert_exact(store, [record]).bytes == held_bytes(store, record.id)
+    assert runner(store).run(record.id, 1) == "done"
+    assert assert_exact(store, [record]) == Usage(0, 20, held_bytes(store, record.id))
+
+
+def test_a_worker_that_dies_at_a_scored_inputs_delete_leaves_the_bytes_exact(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client()
+    store = client.store
+    record = submit(client, 30)
+    # Dead as soon as the input went, before anything else ran: its DEL and the count of its
+    # bytes are one script, so there is no such point (there was one, before add_bytes).
+    with monkeypatch.context() as patch, contextlib.suppress(Died):
+        patch.setattr(store.usage, "add_bytes", died)
+        runner(store).run(record.id, 0)
+    assert store.redis.exists(store.key(record.id, "in:0")) == 0
+    assert_exact(store, [record])
+    # Dead between counting chunk 1 and deleting its input: the input stays, and counts.
+    with monkeypatch.context() as patch:
+        patch.setattr(store.usage, "delete_counted", died)
+        with pytest.raises(Died):
+            runner(store).run(record.id, 1)
+    assert store.redis.exists(store.key(record.id, "in:1")) == 1
+    assert_exact(store, [record])
+    assert [runner(store).run(record.id, n) for n in (1, 2)] == ["duplicate", "done"]
+    assert assert_exact(store, [record]) == Usage(0, 30, held_bytes(store, record.id))
+
+
+def promise_kept(store: JobStore, job_id: str) -> bool:
+    """The job is still active, or every data key it has lasts as long as its `expires`."""
+    record = store.get(job_id)
+    assert record is not None and record.expires is not None
+    if record.status in ACTIVE:
+        return True
+    keys = list(store.redis.scan_iter(store.key(job_id, "*:*")))
+    return bool(keys) and all(
+        store.redis.pttl(key) >= (record.expires - time.time()) * 1000 - 2000 for key in keys
+    )
+
+
+@pytest.mark.parametrize("dies_in", ["keep_results", "move"])
+def test_a_worker_that_dies_as_it_finishes_a_job_never_leaves_results_that_expire_early(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, dies_in: str
+) -> None:
+    client = make_client(job_results_ttl_seconds=7200)
+    store = client.store
+    record = submit(client, 20)
+    assert runner(store).run(record.id, 0) == "done"
+    with monkeypatch.context() as patch:
+        if dies_in == "move":
+            patch.setattr(store, "_move", died)
+        else:
+            patch.setattr(store.chunks, "keep_results", died)
+        with pytest.raises(Died):
+            runner(store).run(record.id, 1)  # the last chunk: it counted, then finished the job
+    assert promise_kept(store, record.id)
+    # The last chunk is delivered again (its message was never acknowledged): it finishes.
+    assert runner(store).run(record.id, 1) == "duplicate"
+    final = store.get(record.id)
+    assert final is not None and final.status == SUCCEEDED and promise_kept(store, record.id)
+    assert final.expires is not None and expiry_ms(store, record.id) == int(final.expires * 1000)
+    assert assert_exact(store, [record]) == Usage(0, 20, held_bytes(store, record.id))
+
+
+def test_results_missing_a_chunk_answer_410_before_the_stream_starts(
+    make_client: ClientFactory,
+) -> None:
+    client = make_client()
+    store = client.store
+    record = submit(client, 20)
+    assert [runner(store).run(record.id, n) for n in (0, 1)] == ["done", "done"]
+    final = store.get(record.id)
+    assert final is not None and final.status == SUCCEEDED
+    store.redis.delete(store.key(record.id, "out:1"))  # expired early (a version before this)
+    with pytest.raises(JobResultsDeleted, match="some of its results are gone"):
+        client.results(final)
+
+
+def test_jobs_an_older_version_stopped_give_their_slots_back_at_the_next_refusal(
+    make_client: ClientFactory,
+) -> None:
+    client = make_client(max_running_jobs_per_owner=3)
+    store = client.store
+    finished, cancelled, queued = (submit(client, 10) for _ in range(3))
+    # Moved as the versions before shares did: the status set, the share never told. An
+    # older worker finished one; an older gateway cancelled one and deleted its data.
+    store.redis.hset(store.key(finished.id), mapping={"status": encoded(SUCCEEDED)})
+    cancel = {"status": encoded(CANCELLED), "deleted": encoded(time.time())}
+    store.redis.hset(store.key(cancelled.id), mapping=cancel)
+    store.chunks.delete(cancelled.id, cancelled.chunks)
+    assert store.owner_usage(OWNER).active == 3
+    new = submit(client, 10)  # refused for a slot, the reserve first checks the holders
+    assert store.usage.share(OWNER, finished.id) == Usage(0, 10, held_bytes(store, finished.id))
+    assert store.usage.share(OWNER, cancelled.id) is None
+    newer = submit(client, 10)
+    assert assert_exact(store, [finished, cancelled, queued, new, newer]).active == 3
+    with pytest.raises(JobLimitExceeded, match="3 jobs are queued or running"):
+        submit(client, 10)  # the queued job keeps its slot
+    assert store.usage.share(OWNER, queued.id) == Usage(1, 10, held_bytes(store, queued.id))
+
+
 # -- a worker killed mid-job ----------------------------------------------------------------
 
 
@@ -350,7 +537,9 @@ def test_a_worker_killed_mid_job_leaves_the_counters_exact(
     assert assert_exact(store, [record]).active == 1
     wait_until(lambda: store.chunks_done(record.id) > 0, 120, "the first chunk", interval=0.05)
     os.kill(worker.pool_children()[0], signal.SIGKILL)  # mid-job: the status does not change
-    assert assert_exact(store, [record]).active == 1
+    # Only the slot here: the other pool child runs on, and may be between storing a result
+    # and counting it (its bytes are checked once the job is done).
+    assert store.owner_usage(OWNER).active == 1
 
     def finished() -> bool:
         job = store.get(record.id)

@@ -9,7 +9,6 @@ import asyncio
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,17 +30,6 @@ pytestmark = pytest.mark.integration
 TTL = 600
 #: Caps no test here reaches (tests/integration/test_job_counters.py tests the caps).
 CAPS = Usage(100, 10**6, 10**9)
-
-
-@pytest.fixture
-def redis(redis_durable: RedisServer) -> Iterator[Redis]:
-    with Redis.from_url(redis_durable.url) as client:
-        yield client
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"mgstore{secrets.token_hex(3)}:"
 
 
 @pytest.fixture
@@ -185,6 +173,25 @@ def test_a_redelivered_result_never_overwrites_and_counts_once(store: JobStore) 
         ([["r0a"], ["r0b"]], {"predictions": [1, 1]}),
         ([["r1a"], ["r1b"]], {"predictions": [2, 2]}),
     ]
+
+
+def test_a_redelivered_last_chunk_finishes_a_job_whose_worker_died_before_it_did(
+    store: JobStore,
+) -> None:
+    record = new_job(store, chunks=3, status=RUNNING)
+    # The worker counted the chunks and died before it marked the job succeeded.
+    for n in range(2):
+        assert store.finish_chunk(record.id, n, {"predictions": [0, 0]}) == n + 1
+    assert runner(store).run(record.id, 0) == "duplicate"  # chunk 2 is not done: still running
+    assert (store.get(record.id) or record).status == RUNNING
+    assert store.finish_chunk(record.id, 2, {"predictions": [0, 0]}) == 3
+    assert store.owner_usage("acme").active == 1
+    assert runner(store).run(record.id, 2) == "duplicate"
+    after = store.get(record.id)
+    assert after is not None and after.status == SUCCEEDED and after.finished is not None
+    assert after.expires == pytest.approx(after.finished + store.results_ttl, abs=2)
+    assert store.owner_usage("acme") == Usage(0, 6, store.owner_usage("acme").bytes)
+    assert runner(store).run(record.id, 2) == "skipped"  # finished: nothing more to do
 
 
 # -- finished jobs ---------------------------------------------------------------------------
