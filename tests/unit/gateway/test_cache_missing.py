@@ -11,7 +11,11 @@ from gateway.dataplane.cache import PredictionCache, row_key
 from registry.signature import Feature, Signature
 
 MODEL = SimpleNamespace(
-    name="hgb", version=1, digest="a" * 64, runtime=SimpleNamespace(name="sklearn")
+    name="hgb",
+    version=1,
+    digest="a" * 64,
+    runtime=SimpleNamespace(name="sklearn"),
+    native=SimpleNamespace(mlflow_output="labels"),
 )
 SIGNATURE = Signature((Feature("a", "double", True), Feature("b", "double", True)))
 

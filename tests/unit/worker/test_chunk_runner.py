@@ -36,6 +36,9 @@ class FakeStore:
     def is_done(self, job_id: str, n: int) -> bool:
         return n in self.done
 
+    def chunks_done(self, job_id: str) -> int:
+        return len(self.done)
+
     def chunk_input(self, job_id: str, n: int) -> list[list[Any]] | None:
         return self.inputs.get(n)
 
