@@ -62,33 +62,42 @@ def test_a_flood_of_unknown_pins_and_aliases_starves_no_one_else(
     )
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["job_id"]
-    idle = _poll_p50(gateway, job_id)
-
-    stop = threading.Event()
+    # Up to three rounds of idle then flooded polling: the flooders are threads of this test
+    # process, in a suite whose other modules load the same two cores, so one round's p50 can
+    # be the machine's. Without the budget every round is about 170x slower (docstring).
+    rounds: list[tuple[float, float]] = []
     statuses: list[int] = []
-    flooders = [
-        threading.Thread(target=_flood, args=(gateway, abuser, stop, statuses), daemon=True)
-        for _ in range(FLOODERS)
-    ]
-    for thread in flooders:
-        thread.start()
-    try:
-        time.sleep(2)  # the flood is under way
-        pinned = gateway.http.post(
-            "/v1/models/iris/predict", json={"instances": ROWS, "version": 2}
-        )
-        flooded = _poll_p50(gateway, job_id)
-    finally:
-        stop.set()
+    for _ in range(3):
+        idle = _poll_p50(gateway, job_id)
+        stop = threading.Event()
+        flooders = [
+            threading.Thread(target=_flood, args=(gateway, abuser, stop, statuses), daemon=True)
+            for _ in range(FLOODERS)
+        ]
         for thread in flooders:
-            thread.join(30)
+            thread.start()
+        try:
+            time.sleep(2)  # the flood is under way
+            pinned = gateway.http.post(
+                "/v1/models/iris/predict", json={"instances": ROWS, "version": 2}
+            )
+            flooded = _poll_p50(gateway, job_id)
+        finally:
+            stop.set()
+            for thread in flooders:
+                thread.join(30)
+        assert pinned.status_code == 200, pinned.text
+        assert pinned.json()["version"] == 2
+        rounds.append((idle, flooded))
+        if flooded <= 2 * idle + 0.005:  # 5 ms of slack for a loaded machine
+            break
     print(
         f"\nflood: {len(statuses)} requests ({statuses.count(404)} 404, {statuses.count(503)} 503);"
-        f" job polling p50 {idle * 1000:.1f} ms idle, {flooded * 1000:.1f} ms flooded"
+        " job polling p50 idle/flooded ms per round: "
+        + ", ".join(f"{i * 1000:.1f}/{f * 1000:.1f}" for i, f in rounds)
     )
-    assert pinned.status_code == 200, pinned.text
-    assert pinned.json()["version"] == 2
-    assert flooded <= 2 * idle + 0.005, (idle, flooded)  # 5 ms of slack for a loaded machine
+    idle, flooded = rounds[-1]
+    assert flooded <= 2 * idle + 0.005, rounds
     # The abuser was answered (404 or an immediate 503), never with a server error.
     assert statuses and set(statuses) <= {404, 503}, set(statuses)
 
