@@ -13,7 +13,7 @@ import httpx
 
 from devstack.processes import Gateway
 from registry.model import LoadedModel
-from tests.integration.conftest import GatewayFactory, make_key
+from tests.integration.conftest import GatewayFactory, known, make_key
 
 ROWS = [[5.1, 3.5, 1.4, 0.2]]
 FLOODERS = 20
@@ -55,6 +55,7 @@ def test_a_flood_of_unknown_pins_and_aliases_starves_no_one_else(
     # Owner "tests"; version 2 of iris exists and is not loaded.
     gateway = gateway_factory()
     abuser = make_key(gateway_factory_redis(gateway), owner="abuser", name="abuser")
+    known(gateway, abuser)  # else its first requests can come before the key snapshot has it
     submitted = gateway.http.post(
         "/v1/models/iris/jobs",
         json={"instances": ROWS * 10},
