@@ -11,7 +11,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import ijson
 import orjson
@@ -438,14 +438,8 @@ def test_a_deeply_nested_json_document_is_refused_at_once_in_bounded_memory() ->
     built per event: it is refused in the first block, holding about a block's events."""
     depth = 20_000
     body = Watched(b'{"instances": [' + b"[" * depth + b"]" * depth + b"]}")
-    tracemalloc.start()
     started = time.perf_counter()
-    try:
-        with pytest.raises(InvalidInput) as caught:
-            list(iter_chunks(body, JSON, IRIS, [], 100, 1000, UploadLimits()))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    caught, peak = _refused_json(body)
     seconds = time.perf_counter() - started
     assert peak < 4 * 1024 * 1024, f"peak {peak} bytes"
     assert body.furthest <= json_outline.OUTLINE_BLOCK_BYTES  # the first block, no further
@@ -499,13 +493,7 @@ def test_a_json_document_of_many_fields_is_refused_having_kept_few() -> None:
     100,000 of them (1.8 MB) is refused at the 17th, not kept whole (that took 12 MB)."""
     fields = b",".join(b'"field-%06d": 1' % i for i in range(100_000))
     body = Watched(b'{"instances": [[1, 2, 3, 4]], ' + fields + b"}")
-    tracemalloc.start()
-    try:
-        with pytest.raises(InvalidInput) as caught:
-            list(iter_chunks(body, JSON, IRIS, [], 100, 1000, UploadLimits()))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    caught, peak = _refused_json(body)
     assert peak < 2 * 1024 * 1024, f"peak {peak} bytes"
     assert body.furthest <= json_outline.OUTLINE_BLOCK_BYTES
     assert caught.value.message == (
@@ -659,3 +647,15 @@ def test_json_numbers_are_read_as_orjson_reads_them(values: bytes) -> None:
     expected = orjson.loads(b"[" + values + b"]")
     assert rows == [expected]
     assert [type(v) for v in rows[0]] == [type(v) for v in expected]
+
+
+def _refused_json(body: IO[bytes]) -> tuple[pytest.ExceptionInfo[InvalidInput], int]:
+    """The refusal of a JSON upload and the peak memory traced while it was read."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput) as caught:
+            list(iter_chunks(body, JSON, IRIS, [], 100, 1000, UploadLimits()))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return caught, peak
