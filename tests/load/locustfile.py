@@ -2,7 +2,7 @@
 
 The user mix: sync predictions on random rows, the same row again and again (cache hits),
 the legacy `/predict` of the hand-written app, and one user submitting CSV batch jobs, polling
-them until done and fetching the results.
+them until done, fetching the results and deleting the job.
 
 Target: `--host`, else `MODELGATE_GATEWAY_URL`, else that line of `var/stack.env` (written by
 `make up`). API key: `MODELGATE_API_KEY`, else the file `var/dev-api-key`. The default limits of
@@ -31,6 +31,10 @@ LOW = (4.3, 2.0, 1.0, 0.1)
 HIGH = (7.9, 4.4, 6.9, 2.5)
 JOB_ROWS = int(os.environ.get("LOAD_JOB_ROWS", "2000"))
 JOB_TIMEOUT_SECONDS = 120.0
+#: Whether the job user deletes each job once it has read the results, as a client done with
+#: them should: kept for MODELGATE_JOB_RESULTS_TTL_SECONDS (24 h) instead, an hour of this load
+#: holds millions of rows, near the owner's stored-rows cap (LOAD_DELETE_JOBS=0 shows it).
+DELETE_JOBS = os.environ.get("LOAD_DELETE_JOBS", "1") != "0"
 #: How long a key that the gateways do not know yet (just created) is waited for.
 PREFLIGHT_SECONDS = 15.0
 
@@ -203,3 +207,11 @@ class JobUser(ModelgateUser):
             lines = results.text.count("\n") if results.status_code == 200 else 0
             if lines != JOB_ROWS + 1:  # the header and one line per row
                 results.failure(f"status {results.status_code}, {lines} lines")
+                return
+        if DELETE_JOBS:
+            # Done with it: free its rows and bytes now rather than at the results' expiry.
+            with self.client.delete(
+                f"/v1/jobs/{job_id}", name="/v1/jobs/[id] (delete)", catch_response=True
+            ) as deleted:
+                if deleted.status_code != 200:
+                    deleted.failure(f"status {deleted.status_code}")
