@@ -55,6 +55,10 @@ class RateLimitUnavailable(GatewayError):
     code = "rate_limit_unavailable"
 
 
+#: Pipelines of checks waiting for Redis at once; the checks that arrive meanwhile wait for the
+#: first to come back, and go together in the next (SlidingWindow).
+MAX_IN_FLIGHT = 1
+
 # KEYS: the previous and the current window's counters. ARGV: limit, window (ms), cost.
 # Returns {admitted (1/0), remaining, ms until the current window ends}.
 _SLIDING_WINDOW = """
@@ -91,9 +95,13 @@ return {admitted, limit - weighted, reset}
 class SlidingWindow:
     """The counter script on a Redis client.
 
-    Checks that arrive in the same turn of the event loop go out together, as one pipeline of
-    EVALSHAs: one write and one read for all of them, which under load costs a fraction of a
-    round trip per request. Each still counts atomically on its own.
+    Checks go out together, as one pipeline of EVALSHAs: one write and one read for all of
+    them, which under load costs a fraction of a round trip per request. Each still counts
+    atomically on its own. A pipeline takes the checks that arrived in the same turn of the
+    event loop, and, while MAX_IN_FLIGHT pipelines are waiting for Redis, every check that
+    arrives meanwhile (a group commit): requests that do not arrive in the same turn, such as
+    gRPC calls, which grpc.aio accepts one at a time, one turn each, still share a pipeline
+    under load; an idle gateway sends each check at once.
     """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
@@ -102,25 +110,37 @@ class SlidingWindow:
         self.sha = hashlib.sha1(_SLIDING_WINDOW.encode()).hexdigest()
         self._waiting: list[tuple[list[str], list[int], asyncio.Future[Any]]] = []
         self._flushing: set[asyncio.Task[None]] = set()
+        self._scheduled = False  # a flush is due in this turn of the loop
 
     async def acquire(self, item: RateLimitItem, kind: str, key_id: str) -> tuple[bool, int, float]:
         """(admitted, remaining, seconds until the window moves) after counting one request."""
         window = item.get_expiry()
         # One hash tag per limit, so both counters live on one node of a Redis Cluster.
         base = f"{self.prefix}ratelimit:{{{kind}:{key_id}:{item.amount}:{window}}}"
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if not self._waiting:
-            asyncio.get_running_loop().call_soon(self._flush)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._waiting.append(
             ([base + ":previous", base + ":current"], [item.amount, window * 1000, 1], future)
         )
+        if not self._scheduled and len(self._flushing) < MAX_IN_FLIGHT:
+            self._scheduled = True
+            loop.call_soon(self._flush)
         return _interpret(await future)
 
     def _flush(self) -> None:
+        self._scheduled = False
+        if not self._waiting:
+            return
         batch, self._waiting = self._waiting, []
         task = asyncio.create_task(self._send(batch))
         self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        """A pipeline is back: the checks that waited for it go out in the next one."""
+        self._flushing.discard(task)
+        if not self._scheduled:
+            self._flush()
 
     async def _send(self, batch: list[tuple[list[str], list[int], asyncio.Future[Any]]]) -> None:
         try:

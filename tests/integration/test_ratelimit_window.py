@@ -95,3 +95,43 @@ def test_concurrent_checks_share_pipelines_and_stay_exact(redis_durable: RedisSe
     assert len(admitted) == 20
     assert sorted(admitted) == list(range(20))  # each admission saw its own count
     assert pipelines <= 3  # 50 checks, one turn of the loop: one pipeline (+ a script reload)
+
+
+def test_checks_from_separate_turns_wait_for_the_pipeline_in_flight(
+    redis_durable: RedisServer,
+) -> None:
+    """One check a turn, as gRPC calls arrive: the checks that arrive while a pipeline waits for
+    Redis go together in the next one (a group commit), and still count exactly."""
+    item = parse("30/minute")
+    key_id = secrets.token_hex(4)
+
+    async def scenario() -> tuple[list[tuple[bool, int, float]], list[int]]:
+        redis = Redis.from_url(redis_durable.url)
+        window = SlidingWindow(redis, "mgtest:")
+        sizes: list[int] = []
+        send = window._evalsha_all
+
+        async def counting(batch):  # type: ignore[no-untyped-def]
+            sizes.append(len(batch))
+            await asyncio.sleep(0.02)  # a slow Redis: many turns pass while it is in flight
+            return await send(batch)
+
+        window._evalsha_all = counting  # type: ignore[method-assign]
+
+        async def one(turn: int) -> tuple[bool, int, float]:
+            for _ in range(turn):
+                await asyncio.sleep(0)
+            return await window.acquire(item, "predict", key_id)
+
+        try:
+            seen = await asyncio.gather(*(one(turn) for turn in range(60)))
+            return list(seen), sizes
+        finally:
+            await redis.aclose()
+
+    seen, sizes = asyncio.run(scenario())
+    admitted = [remaining for ok, remaining, _ in seen if ok]
+    assert len(admitted) == 30 and sorted(admitted) == list(range(30))
+    assert sum(sizes) == 60
+    # The first check goes alone; the 59 that arrived in the 59 turns after it, together.
+    assert sizes == [1, 59]
