@@ -58,6 +58,8 @@ class RateLimitUnavailable(GatewayError):
 #: Pipelines of checks waiting for Redis at once; the checks that arrive meanwhile wait for the
 #: first to come back, and go together in the next (SlidingWindow).
 MAX_IN_FLIGHT = 1
+#: Most checks in one pipeline; those past it go in the next.
+MAX_BATCH = 512
 
 # KEYS: the previous and the current window's counters. ARGV: limit, window (ms), cost.
 # Returns {admitted (1/0), remaining, ms until the current window ends}.
@@ -101,7 +103,9 @@ class SlidingWindow:
     event loop, and, while MAX_IN_FLIGHT pipelines are waiting for Redis, every check that
     arrives meanwhile (a group commit): requests that do not arrive in the same turn, such as
     gRPC calls, which grpc.aio accepts one at a time, one turn each, still share a pipeline
-    under load; an idle gateway sends each check at once.
+    under load; an idle gateway sends each check at once. A pipeline carries at most MAX_BATCH
+    checks. When one fails for the storage, the checks queued behind it fail with it rather than
+    wait for the same outage again, so that an outage still costs one timeout.
     """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
@@ -131,15 +135,19 @@ class SlidingWindow:
         self._scheduled = False
         if not self._waiting:
             return
-        batch, self._waiting = self._waiting, []
+        batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
         task = asyncio.create_task(self._send(batch))
         self._flushing.add(task)
         task.add_done_callback(self._sent)
 
     def _sent(self, task: asyncio.Task[None]) -> None:
-        """A pipeline is back: the checks that waited for it go out in the next one."""
+        """A pipeline is back: the checks that waited for it go out in the next one (or, when
+        the window was closed, are cancelled: no pipeline will carry them)."""
         self._flushing.discard(task)
-        if not self._scheduled:
+        if task.cancelled():
+            _resolve(self._waiting, asyncio.CancelledError())
+            self._waiting = []
+        elif not self._scheduled:
             self._flush()
 
     async def _send(self, batch: list[tuple[list[str], list[int], asyncio.Future[Any]]]) -> None:
@@ -153,10 +161,18 @@ class SlidingWindow:
                 again = await self._evalsha_all([batch[i] for i in forgotten])
                 for i, result in zip(forgotten, again, strict=True):
                     results[i] = result
+        except asyncio.CancelledError:
+            _resolve(batch, asyncio.CancelledError())
+            raise
         except Exception as exc:
             # Handed to every waiting check rather than judged here: each future must be
             # resolved, and RateLimiter.check decides what is a storage failure.
             results = [exc] * len(batch)
+            if isinstance(exc, STORAGE_ERRORS):
+                # The checks queued behind this pipeline would only wait for the same outage
+                # again: they fail with it now, so that an outage costs one timeout.
+                queued, self._waiting = self._waiting, []
+                _resolve(queued, exc)
         for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
@@ -176,6 +192,19 @@ class SlidingWindow:
     async def close(self) -> None:
         for task in list(self._flushing):
             task.cancel()
+
+
+def _resolve(
+    checks: list[tuple[list[str], list[int], asyncio.Future[Any]]], error: BaseException
+) -> None:
+    """Fail every unresolved check of `checks` with `error` (cancel it, for a cancellation)."""
+    for _, _, future in checks:
+        if future.done():
+            continue
+        if isinstance(error, asyncio.CancelledError):
+            future.cancel()
+        else:
+            future.set_exception(error)
 
 
 def _interpret(reply: Any) -> tuple[bool, int, float]:
