@@ -33,47 +33,9 @@ from gateway.guard.keys import ApiKey
 from gateway.guard.ratelimit import RateLimiter
 from gateway.http.errors import install_error_handlers
 from gateway.http.middleware import RequestContextMiddleware
+from tests.unit.gateway.redis_pipelines import FakeRedis
 
 KEY = ApiKey(id="k1", name="k1", owner="acme", scopes=("predict",), sha256="0" * 64)
-#: The script's reply for an admitted request: admitted, 9 left, the window moves in 30 s.
-ADMITTED = [1, 9, 30_000]
-
-
-class FakeRedis:
-    """Answers each EVALSHA with `reply` (returned, as redis-py does with raise_on_error=False,
-    when it is an exception), or fails the whole pipeline with `failure`."""
-
-    def __init__(self, reply: Any = ADMITTED, failure: BaseException | None = None) -> None:
-        self.reply = reply
-        self.failure = failure
-        self.round_trips = 0
-
-    def pipeline(self, transaction: bool = False) -> FakePipeline:
-        return FakePipeline(self)
-
-    async def script_load(self, script: str) -> str:
-        return "sha"
-
-
-class FakePipeline:
-    def __init__(self, redis: FakeRedis) -> None:
-        self.redis = redis
-        self.checks = 0
-
-    async def __aenter__(self) -> FakePipeline:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def evalsha(self, sha: str, numkeys: int, *args: Any) -> None:
-        self.checks += 1
-
-    async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        self.redis.round_trips += 1
-        if self.redis.failure is not None:
-            raise self.redis.failure
-        return [self.redis.reply] * self.checks
 
 
 def build(redis: FakeRedis, *, fail_open: bool) -> tuple[RateLimiter, TestClient]:

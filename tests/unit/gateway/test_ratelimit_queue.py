@@ -13,47 +13,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.guard import ratelimit
 from gateway.guard.ratelimit import SlidingWindow
+from tests.unit.gateway.redis_pipelines import FakeRedis
 
-ADMITTED = [1, 9, 30_000]
 ITEM = parse("1000/minute")
-
-
-class GatedRedis:
-    """Each pipeline waits for `gate`, then raises the next of `failures` (the first pipeline
-    the first, ...), or answers every check once they are used up."""
-
-    def __init__(self, *failures: BaseException) -> None:
-        self.failures = list(failures)
-        self.gate = asyncio.Event()
-        self.sizes: list[int] = []
-
-    def pipeline(self, transaction: bool = False) -> GatedPipeline:
-        return GatedPipeline(self)
-
-    async def script_load(self, script: str) -> str:
-        return "sha"
-
-
-class GatedPipeline:
-    def __init__(self, redis: GatedRedis) -> None:
-        self.redis = redis
-        self.checks = 0
-
-    async def __aenter__(self) -> GatedPipeline:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def evalsha(self, sha: str, numkeys: int, *args: Any) -> None:
-        self.checks += 1
-
-    async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        self.redis.sizes.append(self.checks)
-        await self.redis.gate.wait()
-        if self.redis.failures:
-            raise self.redis.failures.pop(0)
-        return [ADMITTED] * self.checks
 
 
 async def _queue_behind_first(window: SlidingWindow, queued: int) -> list[asyncio.Task[Any]]:
@@ -71,10 +33,11 @@ async def _queue_behind_first(window: SlidingWindow, queued: int) -> list[asynci
 
 def test_checks_queued_behind_a_failing_pipeline_fail_with_it_and_never_reach_redis() -> None:
     async def scenario() -> tuple[list[Any], list[int]]:
-        redis = GatedRedis(RedisConnectionError("gone"))
+        gate = asyncio.Event()
+        redis = FakeRedis(failures=[RedisConnectionError("gone")], gate=gate)
         window = SlidingWindow(redis, "t:")  # type: ignore[arg-type]
         tasks = await _queue_behind_first(window, 5)
-        redis.gate.set()
+        gate.set()
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.sleep(0)
         return outcomes, redis.sizes
@@ -86,10 +49,11 @@ def test_checks_queued_behind_a_failing_pipeline_fail_with_it_and_never_reach_re
 
 def test_a_bug_in_a_pipeline_is_not_handed_to_the_checks_queued_behind_it() -> None:
     async def scenario() -> tuple[list[Any], list[int]]:
-        redis = GatedRedis(TypeError("a bug"))  # the first pipeline only
+        gate = asyncio.Event()
+        redis = FakeRedis(failures=[TypeError("a bug")], gate=gate)  # the first pipeline only
         window = SlidingWindow(redis, "t:")  # type: ignore[arg-type]
         tasks = await _queue_behind_first(window, 3)
-        redis.gate.set()
+        gate.set()
         return await asyncio.gather(*tasks, return_exceptions=True), redis.sizes
 
     outcomes, sizes = asyncio.run(scenario())
@@ -99,7 +63,7 @@ def test_a_bug_in_a_pipeline_is_not_handed_to_the_checks_queued_behind_it() -> N
 
 def test_a_cancelled_pipeline_cancels_its_checks_and_those_queued_behind_it() -> None:
     async def scenario() -> list[Any]:
-        redis = GatedRedis()
+        redis = FakeRedis(gate=asyncio.Event())
         window = SlidingWindow(redis, "t:")  # type: ignore[arg-type]
         tasks = await _queue_behind_first(window, 2)
         await window.close()
@@ -113,8 +77,7 @@ def test_a_pipeline_carries_at_most_max_batch_checks(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(ratelimit, "MAX_BATCH", 4)
 
     async def scenario() -> tuple[list[Any], list[int]]:
-        redis = GatedRedis()
-        redis.gate.set()
+        redis = FakeRedis()
         window = SlidingWindow(redis, "t:")  # type: ignore[arg-type]
         outcomes = await asyncio.gather(*(window.acquire(ITEM, "predict", "k") for _ in range(10)))
         return list(outcomes), redis.sizes
